@@ -1,0 +1,113 @@
+/**
+ * The two Magpie steps as functions over the TextEngine interface:
+ * 1. instruction: the model continues the raw pre-query template and writes a user query;
+ * 2. response: the query is rendered as a normal user turn plus the assistant header, and the model answers it.
+ */
+import type { CompletionRequest, CompletionResult, TextEngine } from './engine';
+import type { RejectionReason, SamplingSettings, StepInfo } from './record';
+import type { ChatTemplate } from './templates/types';
+import { withBos } from './templates/types';
+
+export interface StepContext {
+  /** Measured at load time: the engine prepends BOS itself, so prompts must not carry one. */
+  engineAddsBos: boolean;
+  seed: number | null;
+  onDelta?: (delta: string) => void;
+  signal?: AbortSignal;
+  /** Milliseconds clock (injectable for tests). */
+  now?: () => number;
+}
+
+export type InstructionOutcome =
+  | { kind: 'accepted'; instruction: string; step: StepInfo }
+  | { kind: 'rejected'; reason: RejectionReason; text: string; step: StepInfo }
+  | { kind: 'aborted'; step: StepInfo };
+
+export type ResponseOutcome =
+  | { kind: 'done'; response: string; step: StepInfo }
+  | { kind: 'aborted'; step: StepInfo };
+
+export function instructionPrompt(template: ChatTemplate, engineAddsBos: boolean, system?: string): string {
+  return withBos(template, template.preQuery(system === undefined ? {} : { system }), engineAddsBos);
+}
+
+export function responsePrompt(template: ChatTemplate, instruction: string, engineAddsBos: boolean): string {
+  const body = template.render([{ role: 'user', content: instruction }], { addGenerationPrompt: true });
+  return withBos(template, body, engineAddsBos);
+}
+
+async function runStep(
+  engine: TextEngine,
+  request: CompletionRequest,
+  ctx: StepContext,
+): Promise<{ result: CompletionResult; step: StepInfo }> {
+  const now = ctx.now ?? (() => Date.now());
+  const started = now();
+  const options = { ...(ctx.onDelta ? { onDelta: ctx.onDelta } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  const result = await engine.complete(request, options);
+  const step: StepInfo = {
+    prompt: request.prompt,
+    temperature: request.temperature,
+    topP: request.topP,
+    maxTokens: request.maxTokens,
+    stop: [...request.stop],
+    seed: request.seed ?? null,
+    finishReason: result.finishReason,
+    promptTokens: result.usage.promptTokens,
+    completionTokens: result.usage.completionTokens,
+    durationMs: now() - started,
+  };
+  if (result.usage.timeToFirstTokenSeconds !== undefined) {
+    step.timeToFirstTokenMs = result.usage.timeToFirstTokenSeconds * 1000;
+  }
+  if (result.usage.decodeTokensPerSecond !== undefined) {
+    step.decodeTokensPerSecond = result.usage.decodeTokensPerSecond;
+  }
+  return { result, step };
+}
+
+function request(prompt: string, sampling: SamplingSettings, stop: readonly string[], seed: number | null): CompletionRequest {
+  const req: CompletionRequest = {
+    prompt,
+    temperature: sampling.temperature,
+    topP: sampling.topP,
+    maxTokens: sampling.maxTokens,
+    stop: [...stop],
+  };
+  if (seed !== null) req.seed = seed;
+  return req;
+}
+
+/**
+ * Step 1. Stops on every special token of the family, so a role header can never leak into the instruction.
+ * Empty instructions and instructions cut by max_tokens are rejected (not answered).
+ */
+export async function generateInstruction(
+  engine: TextEngine,
+  template: ChatTemplate,
+  sampling: SamplingSettings,
+  ctx: StepContext,
+  system?: string,
+): Promise<InstructionOutcome> {
+  const prompt = instructionPrompt(template, ctx.engineAddsBos, system);
+  const { result, step } = await runStep(engine, request(prompt, sampling, template.instructionStop, ctx.seed), ctx);
+  if (result.finishReason === 'abort') return { kind: 'aborted', step };
+  const instruction = result.text.trim();
+  if (result.finishReason === 'length') return { kind: 'rejected', reason: 'length', text: result.text, step };
+  if (instruction === '') return { kind: 'rejected', reason: 'empty', text: result.text, step };
+  return { kind: 'accepted', instruction, step };
+}
+
+/** Step 2. No system prompt is injected: the user turn is rendered by the family's own template. */
+export async function generateResponse(
+  engine: TextEngine,
+  template: ChatTemplate,
+  instruction: string,
+  sampling: SamplingSettings,
+  ctx: StepContext,
+): Promise<ResponseOutcome> {
+  const prompt = responsePrompt(template, instruction, ctx.engineAddsBos);
+  const { result, step } = await runStep(engine, request(prompt, sampling, template.responseStop, ctx.seed), ctx);
+  if (result.finishReason === 'abort') return { kind: 'aborted', step };
+  return { kind: 'done', response: result.text.trim(), step };
+}
