@@ -1,0 +1,82 @@
+import { describe, expect, test } from 'vitest';
+import { generateInstruction, generateResponse, instructionPrompt, responsePrompt } from '../../src/core/magpie';
+import { DEFAULT_INSTRUCTION, DEFAULT_RESPONSE } from '../../src/core/settings';
+import { getTemplate } from '../../src/core/templates/registry';
+import { QueueEngine } from '../support/echo-engine';
+
+const llama3 = getTemplate('llama-3');
+const HEADER = '<|start_header_id|>user<|end_header_id|>\n\n';
+
+describe('instruction step', () => {
+  test('sends the raw pre-query template with BOS when the engine adds none', async () => {
+    const engine = new QueueEngine(() => ({ text: 'How do tides work?' }));
+    const out = await generateInstruction(engine, llama3, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 7 });
+    expect(out.kind).toBe('accepted');
+    const req = engine.requests[0]!;
+    expect(req.prompt).toBe('<|begin_of_text|>' + HEADER);
+    expect(req.temperature).toBe(1);
+    expect(req.topP).toBe(1);
+    expect(req.maxTokens).toBe(1024);
+    expect(req.seed).toBe(7);
+    // Role/header tokens are stop strings, so no header can leak into an instruction.
+    expect(req.stop).toEqual(expect.arrayContaining(['<|eot_id|>', '<|start_header_id|>', '<|end_header_id|>']));
+  });
+
+  test('leaves BOS out when the engine prepends it itself', async () => {
+    const engine = new QueueEngine(() => ({ text: 'Q' }));
+    await generateInstruction(engine, llama3, DEFAULT_INSTRUCTION, { engineAddsBos: true, seed: null });
+    expect(engine.requests[0]!.prompt).toBe(HEADER);
+    expect(engine.requests[0]!).not.toHaveProperty('seed');
+  });
+
+  test('trims the instruction and keeps the finish reason on the step', async () => {
+    const engine = new QueueEngine(() => ({ text: '  Write a haiku about rain.\n' }));
+    const out = await generateInstruction(engine, llama3, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 1 });
+    expect(out).toMatchObject({ kind: 'accepted', instruction: 'Write a haiku about rain.' });
+    expect(out.step.finishReason).toBe('stop');
+  });
+
+  test.each([
+    ['empty', { text: '   \n ' }],
+    ['length', { text: 'An instruction that goes on and', finishReason: 'length' as const }],
+  ])('rejects an instruction that is %s', async (reason, scripted) => {
+    const engine = new QueueEngine(() => scripted);
+    const out = await generateInstruction(engine, llama3, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 1 });
+    expect(out).toMatchObject({ kind: 'rejected', reason });
+  });
+
+  test('reports an abort without an instruction', async () => {
+    const engine = new QueueEngine(() => ({ text: 'half', finishReason: 'abort' }));
+    const out = await generateInstruction(engine, llama3, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 1 });
+    expect(out.kind).toBe('aborted');
+  });
+});
+
+describe('response step', () => {
+  test('renders the instruction as a user turn plus the assistant header, no system prompt', async () => {
+    const engine = new QueueEngine(() => ({ text: 'Tides come from the moon.' }));
+    const out = await generateResponse(engine, llama3, 'How do tides work?', DEFAULT_RESPONSE, {
+      engineAddsBos: false,
+      seed: 3,
+    });
+    expect(out).toMatchObject({ kind: 'done', response: 'Tides come from the moon.' });
+    const req = engine.requests[0]!;
+    expect(req.prompt).toBe(
+      '<|begin_of_text|>' + HEADER + 'How do tides work?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    expect(req.prompt).not.toContain('system');
+    expect(req.temperature).toBe(0);
+    expect(req.maxTokens).toBe(2048);
+    expect(req.stop).toContain('<|eot_id|>');
+    expect(req.stop).not.toContain('<|start_header_id|>');
+  });
+
+  test('prompt builders put BOS exactly once in either engine mode', () => {
+    for (const addsBos of [false, true]) {
+      for (const p of [instructionPrompt(llama3, addsBos), responsePrompt(llama3, 'hi', addsBos)]) {
+        const bosCount = p.split('<|begin_of_text|>').length - 1;
+        expect(bosCount + (addsBos ? 1 : 0)).toBe(1);
+      }
+    }
+  });
+});
