@@ -1,0 +1,492 @@
+/**
+ * A deterministic stand-in for web-llm's MLCEngine, for unit tests and the e2e build only (no GPU, no weights).
+ * It mimics the behaviour the app depends on: raw-prompt completions streamed token by token, stop strings,
+ * max_tokens, interrupts that a new request clears, usage chunks, progress texts during reload and named errors.
+ * For a prompt ending in the Llama-3 user header it writes an instruction; after the assistant header, a response.
+ */
+import type { ChatOptions, Completion, CompletionCreateParamsStreaming, InitProgressCallback } from '@mlc-ai/web-llm';
+import type { MLCEngineLike } from './webllm-adapter';
+
+export interface ScriptedEngineOptions {
+  /** Delay per generated token in ms: a fixed number, or [min, max] picked per token. Default [0, 2]. */
+  tokenDelayMs?: number | [number, number];
+  /** Count a BOS token in front of every prompt, like engines that prepend it themselves. */
+  addsBos?: boolean;
+  /** Default 4096; longer prompts throw ContextWindowSizeExceededError. */
+  contextWindow?: number;
+  /** reload() reports some progress, then throws this. */
+  failOnLoad?: Error;
+  /** A completion throws `error` once it has generated `n` tokens (a DeviceLostError also unloads the model). */
+  failAfterTokens?: { n: number; error: Error };
+  /** Throws an uncaught error (outside any promise) after n tokens, as a crashing worker would; the call hangs. */
+  uncaughtErrorAfterTokens?: number;
+  /** Every k-th instruction is empty (the model ends its turn at once). */
+  emptyInstructionEvery?: number;
+  /** Every k-th instruction rambles on without ending, so max_tokens cuts it (finish_reason 'length'). */
+  lengthInstructionEvery?: number;
+  /** Parameter shards reported while "fetching" / "loading from cache". Default 4. */
+  paramShards?: number;
+  /** Shader modules reported while "compiling". Default 6. */
+  shaderModules?: number;
+  /** Delay between progress reports in ms. Default 0. */
+  loadStepDelayMs?: number;
+}
+
+const USER_HEADER = '<|start_header_id|>user<|end_header_id|>\n\n';
+const ASSISTANT_HEADER = '<|start_header_id|>assistant<|end_header_id|>\n\n';
+const END_OF_TURN = '<|eot_id|>';
+const SPECIAL_TOKEN = /<\|[a-z0-9_]+\|>/g;
+const PIECE = /<\|[a-z0-9_]+\|>|\w+|\s+|[^\w\s]/g;
+const SHARD_MB = 30;
+
+/** Model ids that have been "downloaded" in this thread, so a second load reports the cache phase only. */
+const downloaded = new Set<string>();
+
+const INSTRUCTIONS: readonly string[] = [
+  'How do I make a sourdough starter from scratch, and how long does it take before I can bake with it?',
+  'Write a short poem about the first snowfall in a quiet mountain village.',
+  'Can you explain the difference between a stack and a queue, with an example of when to use each?',
+  'I am planning a three-day trip to Lisbon in April. What should I not miss?',
+  'What are some effective ways to stay focused while working from home?',
+  'Solve for x: 3x + 7 = 25. Please show each step.',
+  'Write a Python function that checks whether a string is a palindrome, ignoring spaces and punctuation.',
+  'What caused the fall of the Western Roman Empire?',
+  'My tomato plants have yellow leaves at the bottom. What could be wrong and how do I fix it?',
+  'Summarize the main arguments for and against a four-day work week.',
+  'Translate "Where is the nearest train station?" into French, Spanish and German.',
+  'Give me a weekly meal plan for a vegetarian who wants more protein.',
+  'How does compound interest work? Please use a simple example.',
+  'Draft a polite email asking my landlord to fix a leaking kitchen faucet.',
+  'What is the difference between weather and climate?',
+  'Suggest five names for a small coffee shop that also sells used books.',
+  'Explain how a hash map handles collisions.',
+  'I keep waking up at 4 a.m. and cannot fall back asleep. Any advice?',
+  'Write a SQL query that returns the ten customers with the highest total order value.',
+  'What are the rules of chess for castling?',
+  'Help me outline a ten-minute talk about renewable energy for high school students.',
+  'Why is the sky blue during the day but red at sunset?',
+  'Create a short story opening set on a spaceship where the crew has lost contact with Earth.',
+  'How can I politely decline a job offer after I already accepted it?',
+  'Compare electric cars and hybrid cars for someone who drives 60 km a day.',
+  'What is a good beginner routine for learning to play the guitar?',
+  'A train leaves at 9:40 and arrives at 13:15. How long is the journey in minutes?',
+  'Explain the role of mitochondria in a cell as if I were twelve years old.',
+  'Review this sentence for grammar: "Me and him goes to the store every days."',
+  'What questions should I ask at the end of a job interview for a data analyst role?',
+  'How do I set up a monthly budget if my income changes from month to month?',
+];
+
+const RAMBLE =
+  'I also want to add some more context about my situation because it matters and there are many details ' +
+  'that could change the answer so let me describe everything carefully before you respond ';
+
+const OPENINGS: readonly string[] = [
+  'Good question.',
+  'Here is a practical answer.',
+  'Let me walk you through it.',
+  'Happy to help with that.',
+];
+
+const BODY: readonly string[] = [
+  'First, it helps to be clear about the goal and the constraints that matter most.',
+  'Start with the simplest approach that works, then refine it once you see the result.',
+  'Break the task into small steps and check each one before moving on.',
+  'A common mistake is to skip the basics, so spend a moment on them.',
+  'If something does not fit your situation, adjust the details rather than the whole plan.',
+  'Keep notes as you go, because they make the next attempt much easier.',
+];
+
+const CLOSINGS: readonly string[] = [
+  'I hope this helps, and feel free to ask a follow-up question.',
+  'Let me know if you would like more detail on any step.',
+  'With a little practice this becomes second nature.',
+];
+
+function namedError(name: string, message: string): Error {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+/** FNV-1a, 32 bit: a stable hash so the same (seed, prompt) always gives the same text. */
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function pick<T>(list: readonly T[], h: number): T {
+  const item = list[h % list.length];
+  if (item === undefined) throw new Error('pick from an empty list');
+  return item;
+}
+
+/** The scripted tokenizer: special tokens are one token each; other text splits into words, spaces, symbols. */
+export function scriptedTokenize(text: string): string[] {
+  return text.match(PIECE) ?? [];
+}
+
+/** Prompt token count as the scripted engine reports it in usage.prompt_tokens. */
+export function countScriptedTokens(text: string, addsBos = false): number {
+  const special = text.match(SPECIAL_TOKEN)?.length ?? 0;
+  const rest = text.replace(SPECIAL_TOKEN, '').match(/\w+|\s+|[^\w\s]/g)?.length ?? 0;
+  return special + rest + (addsBos ? 1 : 0);
+}
+
+/** The last user turn's text in a rendered Llama-3 prompt. */
+function lastInstruction(prompt: string): string | undefined {
+  const at = prompt.lastIndexOf(USER_HEADER);
+  if (at === -1) return undefined;
+  const rest = prompt.slice(at + USER_HEADER.length);
+  const end = rest.indexOf(END_OF_TURN);
+  return (end === -1 ? rest : rest.slice(0, end)).trim();
+}
+
+function responseFor(instruction: string | undefined, h: number): string {
+  const topic = (instruction ?? 'your request')
+    .replace(/\s+/g, ' ')
+    .split(' ')
+    .slice(0, 8)
+    .join(' ')
+    .replace(/[?.!:,;]+$/, '');
+  const sentences = [
+    pick(OPENINGS, h),
+    `You asked about "${topic}", so I will keep the answer focused on that.`,
+    pick(BODY, h >>> 3),
+    pick(BODY, (h >>> 3) + 1 + ((h >>> 7) % (BODY.length - 1))),
+    pick(CLOSINGS, h >>> 11),
+  ];
+  return sentences.join(' ');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isStopReason(x: unknown): x is 'stop' | 'length' | 'abort' {
+  return x === 'stop' || x === 'length' || x === 'abort';
+}
+
+export class ScriptedMLCEngine implements MLCEngineLike {
+  readonly completions: MLCEngineLike['completions'];
+  private loadedModelId: string | undefined;
+  private initProgressCallback: InitProgressCallback | undefined;
+  private interruptSignal = false;
+  private instructionRequests = 0;
+  private unseededRequests = 0;
+  private lock: Promise<void> = Promise.resolve();
+  private currentMessage = '';
+  private readonly options: ScriptedEngineOptions;
+
+  constructor(options: ScriptedEngineOptions = {}) {
+    this.options = options;
+    this.completions = { create: (request) => this.createCompletion(request) };
+  }
+
+  /** Whether `reload(modelId)` has "downloaded" this model before, in this thread. */
+  static hasInCache(modelId: string): boolean {
+    return downloaded.has(modelId);
+  }
+
+  get modelId(): string | undefined {
+    return this.loadedModelId;
+  }
+
+  setInitProgressCallback(callback: InitProgressCallback): void {
+    this.initProgressCallback = callback;
+  }
+
+  /** Like WebLLM: the text of the current (or last) request, stop string cut, kept until the next one starts. */
+  async getMessage(): Promise<string> {
+    if (this.loadedModelId === undefined) throw namedError('ModelNotLoadedError', 'Model not loaded before getMessage.');
+    return this.currentMessage;
+  }
+
+  async interruptGenerate(): Promise<void> {
+    this.interruptSignal = true;
+  }
+
+  async unload(): Promise<void> {
+    this.loadedModelId = undefined;
+  }
+
+  async reload(modelId: string, _chatOpts?: ChatOptions): Promise<void> {
+    await this.unload();
+    const started = Date.now();
+    const secs = (): number => Math.ceil((Date.now() - started) / 1000);
+    const report = async (progress: number, text: string, timeElapsed = secs()): Promise<void> => {
+      this.initProgressCallback?.({ progress, timeElapsed, text });
+      await sleep(this.options.loadStepDelayMs ?? 0);
+    };
+    const shards = Math.max(1, this.options.paramShards ?? 4);
+    const modules = Math.max(1, this.options.shaderModules ?? 6);
+    const totalMB = shards * SHARD_MB;
+
+    await report(0, 'Start to fetch params', 0);
+    if (this.options.failOnLoad) throw this.options.failOnLoad;
+    if (!downloaded.has(modelId)) {
+      for (let i = 1; i <= shards; i++) {
+        const mb = i * SHARD_MB;
+        await report(
+          mb / totalMB,
+          `Fetching param cache[${i}/${shards}]: ${mb}MB fetched. ${Math.floor((mb * 100) / totalMB)}% completed, ` +
+            `${secs()} secs elapsed. It can take a while when we first visit this page to populate the cache. ` +
+            'Later refreshes will become faster.',
+        );
+      }
+      downloaded.add(modelId);
+    }
+    for (let i = 1; i <= shards; i++) {
+      const mb = i * SHARD_MB;
+      await report(
+        mb / totalMB,
+        `Loading model from cache[${i}/${shards}]: ${mb}MB loaded. ${Math.floor((mb * 100) / totalMB)}% completed, ` +
+          `${secs()} secs elapsed.`,
+      );
+    }
+    for (let k = 1; k <= modules; k++) {
+      const p = k / modules;
+      await report(p, `Loading GPU shader modules[${k}/${modules}]: ${Math.floor(p * 100)}% completed, ${secs()} secs elapsed.`);
+    }
+    this.loadedModelId = modelId;
+    await report(1, 'Finish loading on WebGPU - scripted engine (no GPU used)', (Date.now() - started) / 1000);
+  }
+
+  private async createCompletion(request: CompletionCreateParamsStreaming): Promise<AsyncIterable<Completion>> {
+    // Same order of checks as WebLLM: model loaded, request fields, then the generation starts lazily.
+    const model = this.loadedModelId;
+    if (model === undefined) {
+      throw namedError(
+        'ModelNotLoadedError',
+        'Model not loaded before trying to complete CompletionCreateParams. Please ensure you have called ' +
+          'MLCEngine.reload(model) to load the model before initiating APIs.',
+      );
+    }
+    if (request.stream !== true) {
+      throw namedError('UnsupportedFieldsError', 'The scripted engine supports only streaming completions.');
+    }
+    if (request.seed !== undefined && request.seed !== null && !Number.isInteger(request.seed)) {
+      throw namedError('SeedTypeError', '`seed` should be an integer, but got ' + String(request.seed));
+    }
+    if (request.max_tokens !== undefined && request.max_tokens !== null && !(request.max_tokens > 0)) {
+      throw namedError('MinValueError', 'Make sure `max_tokens` > 0.');
+    }
+    return this.generate(request, model);
+  }
+
+  /** What the "model" writes for this prompt: a finite piece list, or an endless one for rambling. */
+  private script(request: CompletionCreateParamsStreaming): Iterable<string> {
+    const prompt = request.prompt;
+    const greedy = request.temperature === 0;
+    const seedPart = greedy ? 'greedy' : String(request.seed ?? `unseeded-${++this.unseededRequests}`);
+    const h = hash32(`${seedPart}\u0000${prompt}`);
+    if (prompt.endsWith(USER_HEADER)) {
+      const n = ++this.instructionRequests;
+      const { emptyInstructionEvery: empty, lengthInstructionEvery: long } = this.options;
+      if (empty && n % empty === 0) return [END_OF_TURN];
+      if (long && n % long === 0) return endless(scriptedTokenize(RAMBLE));
+      return [...scriptedTokenize(pick(INSTRUCTIONS, h)), END_OF_TURN];
+    }
+    if (prompt.endsWith(ASSISTANT_HEADER)) {
+      return [...scriptedTokenize(responseFor(lastInstruction(prompt), h)), END_OF_TURN];
+    }
+    return [...scriptedTokenize('This is a scripted continuation of the text.'), END_OF_TURN];
+  }
+
+  private async tokenDelay(): Promise<void> {
+    const d = this.options.tokenDelayMs ?? [0, 2];
+    const ms = typeof d === 'number' ? d : d[0] + Math.random() * (d[1] - d[0]);
+    await sleep(ms);
+  }
+
+  private async acquire(): Promise<() => void> {
+    let release: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const before = this.lock;
+    this.lock = before.then(() => mine);
+    await before;
+    return release;
+  }
+
+  private async *generate(request: CompletionCreateParamsStreaming, model: string): AsyncGenerator<Completion> {
+    const release = await this.acquire();
+    try {
+      const received = performance.now();
+      const id = `scripted-${hash32(request.prompt + String(received))}`;
+      const created = Math.floor(Date.now() / 1000);
+      const chunk = (text: string, finish: 'stop' | 'length' | 'abort' | null): Completion => ({
+        id,
+        created,
+        model,
+        object: 'text_completion',
+        choices: [{ text, finish_reason: finish, index: 0 }],
+      });
+      // Like WebLLM: a request clears any interrupt raised before it started.
+      this.interruptSignal = false;
+      this.currentMessage = '';
+      const promptTokens = countScriptedTokens(request.prompt, this.options.addsBos);
+      const contextWindow = this.options.contextWindow ?? 4096;
+      if (promptTokens > contextWindow) {
+        throw namedError(
+          'ContextWindowSizeExceededError',
+          `Prompt tokens exceed context window size: number of prompt tokens: ${promptTokens}; ` +
+            `context window size: ${contextWindow}`,
+        );
+      }
+      const maxTokens = request.max_tokens ?? Infinity;
+      const stops = request.stop === undefined || request.stop === null ? [] : [request.stop].flat();
+      const pieces = this.script(request)[Symbol.iterator]();
+      const output: string[] = [];
+      let message = '';
+      let sentLength = 0;
+      let sampled = 0;
+      let finish: 'stop' | 'length' | 'abort' | null = null;
+      let firstTokenAt = received;
+
+      const commitNextToken = (): void => {
+        const next = pieces.next();
+        sampled += 1;
+        if (next.done || next.value === END_OF_TURN) {
+          finish = 'stop';
+          return;
+        }
+        output.push(next.value);
+        let text = output.join('');
+        for (const s of stops) {
+          const at = s === '' ? -1 : text.lastIndexOf(s);
+          if (at !== -1) {
+            text = text.slice(0, at);
+            finish = 'stop';
+            break;
+          }
+        }
+        message = text;
+        this.currentMessage = text;
+        if (finish === null && output.length >= maxTokens) finish = 'length';
+      };
+      const failure = this.options.failAfterTokens;
+      const maybeFail = (): void => {
+        if (failure && sampled >= failure.n) {
+          // WebLLM unloads itself when the GPU device is lost; later calls see ModelNotLoadedError.
+          if (failure.error.name === 'DeviceLostError') this.loadedModelId = undefined;
+          throw failure.error;
+        }
+      };
+      const crashAt = this.options.uncaughtErrorAfterTokens;
+      const maybeCrash = async (): Promise<void> => {
+        if (crashAt === undefined || sampled < crashAt) return;
+        setTimeout(() => {
+          throw new Error(`Scripted crash after ${crashAt} tokens.`);
+        }, 0);
+        await new Promise<never>(() => undefined);
+      };
+      const delta = (): Completion => {
+        const piece = message.slice(sentLength);
+        sentLength = message.length;
+        return chunk(piece, null);
+      };
+
+      // Prefill samples the first token; its delta is the first chunk.
+      await this.tokenDelay();
+      commitNextToken();
+      firstTokenAt = performance.now();
+      maybeFail();
+      await maybeCrash();
+      yield delta();
+      while (finish === null) {
+        if (this.interruptSignal) {
+          finish = 'abort';
+          break;
+        }
+        await this.tokenDelay();
+        commitNextToken();
+        maybeFail();
+        await maybeCrash();
+        yield delta();
+      }
+      const done = performance.now();
+      const finishReason: 'stop' | 'length' | 'abort' = isStopReason(finish) ? finish : 'stop';
+      yield chunk('', finishReason);
+      if (request.stream_options?.include_usage === true) {
+        const prefillS = Math.max((firstTokenAt - received) / 1000, 1e-3);
+        const decodeS = Math.max((done - firstTokenAt) / 1000, 1e-3);
+        const decodeTokens = Math.max(sampled - 1, 0);
+        yield {
+          id,
+          created,
+          model,
+          object: 'text_completion',
+          choices: [],
+          usage: {
+            prompt_tokens: promptTokens,
+            completion_tokens: sampled,
+            total_tokens: promptTokens + sampled,
+            extra: {
+              e2e_latency_s: (done - received) / 1000,
+              prefill_tokens_per_s: promptTokens / prefillS,
+              decode_tokens_per_s: decodeTokens / decodeS,
+              time_to_first_token_s: prefillS,
+              time_per_output_token_s: decodeTokens > 0 ? decodeS / decodeTokens : 0,
+            },
+          },
+        };
+      }
+    } finally {
+      release();
+    }
+  }
+}
+
+function* endless(pieces: readonly string[]): Generator<string> {
+  if (pieces.length === 0) return;
+  for (;;) yield* pieces;
+}
+
+/**
+ * Options encoded in a scripted model id, so a browser test can choose faults through the worker boundary:
+ * `scripted:name?addsBos=1&delayMs=5&failAfterTokens=3&failName=DeviceLostError&failOnLoad=ModelNotFoundError
+ * &crashAfterTokens=2&emptyEvery=3&lengthEvery=4&contextWindow=1024`.
+ */
+export function scriptedOptionsFromModelId(modelId: string): ScriptedEngineOptions {
+  const q = modelId.indexOf('?');
+  const params = new URLSearchParams(q === -1 ? '' : modelId.slice(q + 1));
+  const num = (key: string): number | undefined => {
+    const v = params.get(key);
+    return v === null || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
+  };
+  const options: ScriptedEngineOptions = {};
+  if (params.get('addsBos') === '1' || params.get('addsBos') === 'true') options.addsBos = true;
+  const delay = num('delayMs');
+  if (delay !== undefined) options.tokenDelayMs = delay;
+  const loadDelay = num('loadDelayMs');
+  if (loadDelay !== undefined) options.loadStepDelayMs = loadDelay;
+  const ctx = num('contextWindow');
+  if (ctx !== undefined) options.contextWindow = ctx;
+  const failAfter = num('failAfterTokens');
+  if (failAfter !== undefined) {
+    const name = params.get('failName') ?? 'DeviceLostError';
+    options.failAfterTokens = { n: failAfter, error: namedError(name, `Scripted failure: ${name} after ${failAfter} tokens.`) };
+  }
+  const crash = num('crashAfterTokens');
+  if (crash !== undefined) options.uncaughtErrorAfterTokens = crash;
+  const failLoad = params.get('failOnLoad');
+  if (failLoad) options.failOnLoad = namedError(failLoad, `Scripted failure while loading: ${failLoad}.`);
+  const empty = num('emptyEvery');
+  if (empty !== undefined) options.emptyInstructionEvery = empty;
+  const long = num('lengthEvery');
+  if (long !== undefined) options.lengthInstructionEvery = long;
+  return options;
+}
+
+/** The engine for a scripted model id, with its fault options (the worker's entry point in test builds). */
+export function createScriptedEngine(modelId: string): ScriptedMLCEngine {
+  return new ScriptedMLCEngine(scriptedOptionsFromModelId(modelId));
+}
+
+/** Whether a scripted model id was "downloaded" in this thread. */
+export function scriptedModelInCache(modelId: string): boolean {
+  return ScriptedMLCEngine.hasInCache(modelId);
+}

@@ -1,0 +1,168 @@
+/**
+ * TextEngine over WebLLM's raw text completion (`engine.completions.create`): no chat template, streamed deltas,
+ * usage from the final chunk. Runs wherever the MLCEngine lives (our dedicated worker).
+ */
+import type {
+  ChatOptions,
+  Completion,
+  CompletionCreateParamsStreaming,
+  InitProgressCallback,
+} from '@mlc-ai/web-llm';
+import type {
+  CompleteOptions,
+  CompletionRequest,
+  CompletionResult,
+  CompletionUsage,
+  FinishReason,
+  TextEngine,
+} from '../core/engine';
+import { classifyEngineError, EngineError, toEngineError } from '../core/errors';
+
+/** The part of web-llm's MLCEngine this app uses; the scripted test engine implements the same shape. */
+export interface MLCEngineLike {
+  completions: {
+    create(request: CompletionCreateParamsStreaming): Promise<AsyncIterable<Completion>>;
+  };
+  /** Sets a flag checked before each decode step; a request that starts later clears it. */
+  interruptGenerate(): Promise<void>;
+  reload(modelId: string, chatOpts?: ChatOptions): Promise<void>;
+  unload(): Promise<void>;
+  setInitProgressCallback(callback: InitProgressCallback): void;
+  /** The current request's text as the engine holds it (stop string already cut); see WebLLMTextEngine. */
+  getMessage?(): Promise<string>;
+}
+
+function invalid(message: string): EngineError {
+  return new EngineError(classifyEngineError({ kind: 'invalid-request', message }));
+}
+
+/** Rejects settings WebLLM would reject (or silently misread) before anything is sent. */
+export function validateCompletionRequest(req: CompletionRequest): void {
+  if (typeof req.prompt !== 'string') throw invalid('The prompt must be a string.');
+  if (req.seed !== undefined && !Number.isInteger(req.seed)) {
+    throw invalid(`The seed must be an integer (got ${String(req.seed)}).`);
+  }
+  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) {
+    throw invalid(`Max tokens must be a whole number of at least 1 (got ${String(req.maxTokens)}).`);
+  }
+  if (!(req.temperature >= 0) || !Number.isFinite(req.temperature)) {
+    throw invalid(`Temperature must be 0 or more (got ${String(req.temperature)}).`);
+  }
+  if (!(req.topP > 0 && req.topP <= 1)) {
+    throw invalid(`Top-p must be greater than 0 and at most 1 (got ${String(req.topP)}).`);
+  }
+  if (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string' || s === '')) {
+    throw invalid('Stop strings must be non-empty strings.');
+  }
+  for (const [id, bias] of Object.entries(req.logitBias ?? {})) {
+    if (!/^\d+$/.test(id)) throw invalid(`Logit bias keys must be token ids (got "${id}").`);
+    if (!(bias >= -100 && bias <= 100)) throw invalid(`Logit bias for token ${id} must be in [-100, 100].`);
+  }
+}
+
+/** The request exactly as WebLLM receives it; optional fields are left out rather than sent as undefined. */
+export function toWebLLMRequest(req: CompletionRequest): CompletionCreateParamsStreaming {
+  const out: CompletionCreateParamsStreaming = {
+    prompt: req.prompt,
+    temperature: req.temperature,
+    top_p: req.topP,
+    max_tokens: req.maxTokens,
+    stop: [...req.stop],
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (req.seed !== undefined) out.seed = req.seed;
+  if (req.logitBias !== undefined && Object.keys(req.logitBias).length > 0) out.logit_bias = { ...req.logitBias };
+  return out;
+}
+
+/** Cuts at the earliest stop string (fallback for engines without getMessage). */
+export function cutAtStop(text: string, stop: readonly string[]): string {
+  let cut = text.length;
+  for (const s of stop) {
+    if (s === '') continue;
+    const i = text.indexOf(s);
+    if (i !== -1 && i < cut) cut = i;
+  }
+  return text.slice(0, cut);
+}
+
+function mapUsage(u: NonNullable<Completion['usage']>): CompletionUsage {
+  const usage: CompletionUsage = { promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens };
+  const x: Partial<NonNullable<Completion['usage']>['extra']> = u.extra ?? {};
+  if (Number.isFinite(x.prefill_tokens_per_s)) usage.prefillTokensPerSecond = x.prefill_tokens_per_s;
+  if (Number.isFinite(x.decode_tokens_per_s)) usage.decodeTokensPerSecond = x.decode_tokens_per_s;
+  if (Number.isFinite(x.time_to_first_token_s)) usage.timeToFirstTokenSeconds = x.time_to_first_token_s;
+  if (Number.isFinite(x.e2e_latency_s)) usage.latencySeconds = x.e2e_latency_s;
+  return usage;
+}
+
+function asFinishReason(r: string | null | undefined): FinishReason | undefined {
+  return r === 'stop' || r === 'length' || r === 'abort' ? r : undefined;
+}
+
+/** Classifies while keeping the original error (and its WebLLM name) as `cause`, for the worker boundary. */
+export function engineErrorFrom(err: unknown): EngineError {
+  const e = toEngineError(err);
+  if (e !== err && e.cause === undefined) e.cause = err;
+  return e;
+}
+
+export class WebLLMTextEngine implements TextEngine {
+  constructor(private readonly engine: MLCEngineLike) {}
+
+  async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
+    validateCompletionRequest(request);
+    const { onDelta, signal } = options;
+    // An interrupt sent before WebLLM starts the request is cleared by it, so an aborted call sends nothing.
+    if (signal?.aborted) return { text: '', finishReason: 'abort', usage: { promptTokens: 0, completionTokens: 0 } };
+
+    let aborted = false;
+    let streaming = false;
+    const onAbort = (): void => {
+      aborted = true;
+      if (streaming) void this.engine.interruptGenerate().catch(() => undefined);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    let accumulated = '';
+    let engineText: string | undefined;
+    let finishReason: FinishReason | undefined;
+    let usage: CompletionUsage = { promptTokens: 0, completionTokens: 0 };
+    try {
+      const stream = await this.engine.completions.create(toWebLLMRequest(request));
+      for await (const chunk of stream) {
+        if (!streaming) {
+          streaming = true;
+          // The abort came while the request was being set up: WebLLM has now started it, so the flag sticks.
+          if (aborted) await this.engine.interruptGenerate();
+        }
+        const choice = chunk.choices[0];
+        if (choice) {
+          if (choice.text) {
+            accumulated += choice.text;
+            onDelta?.(choice.text);
+          }
+          const reason = asFinishReason(choice.finish_reason);
+          if (reason) {
+            finishReason = reason;
+            // Read while the final chunk holds WebLLM's per-model lock, before another request can reset it.
+            if (this.engine.getMessage) engineText = await this.engine.getMessage();
+          }
+        }
+        if (chunk.usage) usage = mapUsage(chunk.usage);
+      }
+    } catch (err) {
+      throw engineErrorFrom(err);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return {
+      // When a multi-token stop string completes, WebLLM cuts its message but never streams the completing piece,
+      // so the deltas end with a dangling start of the stop string: the engine's own message is the final text.
+      text: cutAtStop(engineText ?? accumulated, request.stop),
+      finishReason: aborted ? 'abort' : (finishReason ?? 'stop'),
+      usage,
+    };
+  }
+}

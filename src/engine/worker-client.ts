@@ -1,0 +1,144 @@
+/**
+ * The page's one bridge to the engine worker: a TextEngine plus load/unload/capabilities passthroughs.
+ * Cancellation goes through AbortSignal; if the worker dies, pending calls reject with a classified error and the
+ * next call starts a fresh worker.
+ */
+import { proxy, wrap, type Remote } from 'comlink';
+import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from '../core/engine';
+import { classifyEngineError, EngineError } from '../core/errors';
+import { engineErrorFrom, validateCompletionRequest } from './webllm-adapter';
+import type { EngineWorkerApi, GpuCapabilities, ListedModel, LoadedModel, LoadProgress } from './worker-api';
+
+export interface EngineClientOptions {
+  /** Creates the worker; tests pass their own to reach the Worker object. */
+  createWorker?: () => Worker;
+}
+
+function defaultWorker(): Worker {
+  return new Worker(new URL('../../workers/engine.worker.ts', import.meta.url), { type: 'module', name: 'magpie-engine' });
+}
+
+interface Connection {
+  worker: Worker;
+  api: Remote<EngineWorkerApi>;
+  /** Rejecters of calls still waiting on this worker. */
+  pending: Set<(err: EngineError) => void>;
+}
+
+const ABORTED_RESULT: CompletionResult = { text: '', finishReason: 'abort', usage: { promptTokens: 0, completionTokens: 0 } };
+
+export class EngineClient implements TextEngine {
+  private connection: Connection | undefined;
+  private loaded: LoadedModel | undefined;
+  private readonly createWorker: () => Worker;
+
+  constructor(options: EngineClientOptions = {}) {
+    this.createWorker = options.createWorker ?? defaultWorker;
+  }
+
+  /** The model the current worker holds, as reported by the last successful load. */
+  get loadedModel(): LoadedModel | undefined {
+    return this.loaded;
+  }
+
+  capabilities(): Promise<GpuCapabilities> {
+    return this.call((api) => api.capabilities());
+  }
+
+  listModels(): Promise<ListedModel[]> {
+    return this.call((api) => api.listModels());
+  }
+
+  cachedModels(ids: string[]): Promise<Record<string, boolean>> {
+    return this.call((api) => api.cachedModels(ids));
+  }
+
+  async load(modelId: string, probeToken: string, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
+    this.loaded = undefined;
+    const model = await this.call((api) => api.load(modelId, probeToken, onProgress ? proxy(onProgress) : undefined));
+    this.loaded = model;
+    return model;
+  }
+
+  async unload(): Promise<void> {
+    this.loaded = undefined;
+    if (!this.connection) return;
+    await this.call((api) => api.unload());
+  }
+
+  async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
+    validateCompletionRequest(request);
+    const { signal, onDelta } = options;
+    if (signal?.aborted) return { ...ABORTED_RESULT, usage: { ...ABORTED_RESULT.usage } };
+    const connection = this.connect();
+    const onAbort = (): void => {
+      // Messages keep their order, so the worker sees this after the complete() it interrupts.
+      connection.api.interrupt().catch(() => undefined);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await this.track(connection, connection.api.complete(request, onDelta ? proxy(onDelta) : undefined));
+      // Same contract as the in-worker adapter: an aborted call reports 'abort' even if the engine just finished.
+      return signal?.aborted ? { ...result, finishReason: 'abort' } : result;
+    } catch (err) {
+      const e = err instanceof EngineError ? err : engineErrorFrom(err);
+      if (e.kind === 'device-lost' || e.kind === 'model-not-loaded') this.loaded = undefined;
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Interrupts the running completion, if any. */
+  async interrupt(): Promise<void> {
+    if (this.connection) await this.connection.api.interrupt();
+  }
+
+  /** Stops the worker now; pending calls reject ('aborted') and the next call starts a fresh worker. */
+  terminate(): void {
+    this.drop(new EngineError(classifyEngineError({ kind: 'aborted', message: 'The engine worker was stopped.' })));
+  }
+
+  private connect(): Connection {
+    if (this.connection) return this.connection;
+    const worker = this.createWorker();
+    const connection: Connection = { worker, api: wrap<EngineWorkerApi>(worker), pending: new Set() };
+    const onDeath = (event: Event): void => {
+      if (this.connection !== connection) return;
+      event.preventDefault();
+      const message =
+        event instanceof ErrorEvent && event.message ? event.message : 'The engine worker stopped unexpectedly.';
+      this.drop(engineErrorFrom(message));
+    };
+    worker.addEventListener('error', onDeath);
+    worker.addEventListener('messageerror', onDeath);
+    this.connection = connection;
+    return connection;
+  }
+
+  private drop(reason: EngineError): void {
+    const connection = this.connection;
+    if (!connection) return;
+    this.connection = undefined;
+    this.loaded = undefined;
+    connection.worker.terminate();
+    for (const reject of connection.pending) reject(reason);
+    connection.pending.clear();
+  }
+
+  private call<T>(work: (api: Remote<EngineWorkerApi>) => Promise<T>): Promise<T> {
+    const connection = this.connect();
+    return this.track(connection, work(connection.api)).catch((err: unknown) => {
+      throw err instanceof EngineError ? err : engineErrorFrom(err);
+    });
+  }
+
+  /** Settles with the worker's answer, or rejects when the worker dies first. */
+  private track<T>(connection: Connection, answer: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const rejectOnDeath = (err: EngineError): void => reject(err);
+      connection.pending.add(rejectOnDeath);
+      answer.then(resolve, reject).finally(() => connection.pending.delete(rejectOnDeath));
+    });
+  }
+}
