@@ -1,0 +1,124 @@
+import { useMemo, useState } from 'preact/hooks';
+import type { MagpieSession, SessionState } from '../app/session';
+import {
+  defaultSettings,
+  parseSettings,
+  randomSeed,
+  settingsToForm,
+  type SettingsField,
+  type SettingsForm as FormValues,
+} from '../core/settings';
+
+interface FieldProps {
+  field: SettingsField;
+  label: string;
+  values: FormValues;
+  errors: Partial<Record<SettingsField, string>>;
+  onInput: (field: SettingsField, value: string) => void;
+  inputMode?: 'numeric' | 'decimal';
+  hint?: string;
+}
+
+function Field({ field, label, values, errors, onInput, inputMode = 'decimal', hint }: FieldProps) {
+  const id = `setting-${field}`;
+  const error = errors[field];
+  const describedBy = [error ? `${id}-error` : '', hint ? `${id}-hint` : ''].filter(Boolean).join(' ');
+  return (
+    <div class={error ? 'field invalid' : 'field'}>
+      <label for={id}>{label}</label>
+      {/* type=text so the browser never rewrites what the user typed; parseSettings reports every problem. */}
+      <input
+        id={id}
+        name={field}
+        type="text"
+        inputMode={inputMode}
+        autoComplete="off"
+        spellcheck={false}
+        value={values[field]}
+        aria-invalid={error ? 'true' : 'false'}
+        aria-describedby={describedBy || undefined}
+        onInput={(e) => onInput(field, e.currentTarget.value)}
+      />
+      {hint ? (
+        <small id={`${id}-hint`} class="hint">
+          {hint}
+        </small>
+      ) : null}
+      {error ? (
+        <small id={`${id}-error`} class="error">
+          {error}
+        </small>
+      ) : null}
+    </div>
+  );
+}
+
+export function SettingsForm({ session, state }: { session: MagpieSession; state: SessionState }) {
+  const [values, setValues] = useState<FormValues>(() => settingsToForm(defaultSettings(randomSeed())));
+  const contextWindow = state.load.status === 'ready' ? state.load.model.contextWindow : undefined;
+  const parsed = useMemo(() => parseSettings(values, contextWindow), [values, contextWindow]);
+  const errors = parsed.ok ? {} : parsed.errors;
+  const loaded = state.load.status === 'ready';
+  const running = state.activeRunId !== null;
+  const canStart = loaded && parsed.ok && !running;
+
+  const onInput = (field: SettingsField, value: string) => setValues((v) => ({ ...v, [field]: value }));
+  const common = { values, errors, onInput };
+
+  const why = !loaded
+    ? 'Load a model to start.'
+    : running
+      ? 'A run is in progress.'
+      : !parsed.ok
+        ? 'Fix the highlighted settings to start.'
+        : '';
+
+  return (
+    <section class="panel" aria-labelledby="settings-heading">
+      <h2 id="settings-heading">Run settings</h2>
+      <form
+        noValidate
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (canStart && parsed.ok) void session.startRun(parsed.settings);
+        }}
+      >
+        <div class="grid two">
+          <Field field="count" label="Records to generate" inputMode="numeric" {...common} />
+          <div class="seed-row">
+            <Field field="seed" label="Seed" inputMode="numeric" hint="Blank: no seed." {...common} />
+            <button type="button" class="secondary" onClick={() => onInput('seed', String(randomSeed()))}>
+              Random seed
+            </button>
+          </div>
+        </div>
+        <fieldset>
+          <legend>Instruction step (the model writes the user query)</legend>
+          <div class="grid three">
+            <Field field="instructionTemperature" label="Temperature" {...common} />
+            <Field field="instructionTopP" label="top_p" {...common} />
+            <Field field="instructionMaxTokens" label="Max tokens" inputMode="numeric" {...common} />
+          </div>
+        </fieldset>
+        <fieldset>
+          <legend>Response step (the model answers it)</legend>
+          <div class="grid three">
+            <Field field="responseTemperature" label="Temperature" {...common} />
+            <Field field="responseTopP" label="top_p" {...common} />
+            <Field field="responseMaxTokens" label="Max tokens" inputMode="numeric" {...common} />
+          </div>
+        </fieldset>
+        <div class="actions">
+          <button type="submit" disabled={!canStart} aria-describedby={why ? 'start-why' : undefined}>
+            Start
+          </button>
+          {why ? (
+            <small id="start-why" class="hint">
+              {why}
+            </small>
+          ) : null}
+        </div>
+      </form>
+    </section>
+  );
+}
