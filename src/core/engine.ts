@@ -42,6 +42,11 @@ export interface CompleteOptions {
   onDelta?: (delta: string) => void;
   /** Aborting ends the generation; the promise then resolves with finishReason 'abort'. */
   signal?: AbortSignal;
+  /**
+   * Called when the engine retries the whole request after deltas were already delivered (a remote stream broke):
+   * discard what onDelta gave so far; the deltas that follow start the text again from the beginning.
+   */
+  onRestart?: () => void;
 }
 
 export interface TextEngine {

@@ -16,6 +16,14 @@ export type EngineErrorKind =
   | 'integrity'
   | 'aborted'
   | 'invalid-request'
+  // Remote (OpenAI-compatible) server failures.
+  | 'unauthorized'
+  | 'unknown-model'
+  | 'prompt-too-long'
+  | 'cors'
+  | 'rate-limited'
+  | 'server-error'
+  | 'timeout'
   | 'unknown';
 
 export interface ClassifiedError {
@@ -77,6 +85,35 @@ const ADVICE: Record<EngineErrorKind, { advice: string; recoverable: boolean }> 
   'invalid-request': {
     advice: 'The engine refused the request settings. Check the run settings.',
     recoverable: false,
+  },
+  unauthorized: {
+    advice: 'The server refused the API key. Check the API key set for this server.',
+    recoverable: false,
+  },
+  'unknown-model': {
+    advice: 'The server does not serve this model. Pick a model from the server’s model list (/v1/models).',
+    recoverable: false,
+  },
+  'prompt-too-long': {
+    advice: 'The prompt plus max tokens exceeds the server model’s context length. Lower max tokens or shorten the system prompt.',
+    recoverable: false,
+  },
+  cors: {
+    advice:
+      'Network error or CORS: check the server is running, and start it with the app’s origin allowed (see README).',
+    recoverable: true,
+  },
+  'rate-limited': {
+    advice: 'The server kept answering “too many requests”. Lower the number of parallel requests or wait a moment.',
+    recoverable: true,
+  },
+  'server-error': {
+    advice: 'The server kept failing (5xx or a broken stream). Check the server’s log, then try again.',
+    recoverable: true,
+  },
+  timeout: {
+    advice: 'The server did not answer in time. Check it is not overloaded, or raise the request timeout.',
+    recoverable: true,
   },
   unknown: { advice: 'Something went wrong in the engine. Reload the model; if it repeats, reload the page.', recoverable: true },
 };
