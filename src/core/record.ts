@@ -40,6 +40,8 @@ export interface MagpieRecord {
   runId: string;
   /** 1-based position among the run's accepted records. */
   seq: number;
+  /** The attempt that produced it (attempts also count rejected instructions); its seeds derive from it. */
+  attempt?: number;
   modelId: string;
   engine: string;
   templateId: string;

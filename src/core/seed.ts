@@ -11,11 +11,22 @@ function mix32(h: number): number {
   return h >>> 0;
 }
 
-export type SeedStep = 'instruction' | 'response';
+/** 'instruction' and 'response' for the first turn; other step names (e.g. 'instruction_2') hash their text. */
+export type SeedStep = string;
+
+const STEP_KEYS: Record<string, number> = { instruction: 0x1b873593, response: 0x27d4eb2f };
+
+function stepKey(step: SeedStep): number {
+  const known = STEP_KEYS[step];
+  if (known !== undefined) return known;
+  let h = 0x811c9dc5; // FNV-1a
+  for (let i = 0; i < step.length; i++) h = Math.imul(h ^ step.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
 
 export function deriveSeed(runSeed: number, attempt: number, step: SeedStep): number {
   let h = mix32(runSeed >>> 0);
   h = mix32(h ^ Math.imul(attempt >>> 0, 0x9e3779b1));
-  h = mix32(h ^ (step === 'instruction' ? 0x1b873593 : 0x27d4eb2f));
+  h = mix32(h ^ stepKey(step));
   return h & 0x7fffffff;
 }

@@ -136,3 +136,108 @@ describe('runMagpie', () => {
     expect(out.error?.advice).toMatch(/template/);
   });
 });
+
+describe('runMagpie with concurrency', () => {
+  /** Like seededEngine, but each call takes a seed-dependent time, so attempts finish out of order. */
+  function jitteryEngine(reject?: (seed: number) => boolean) {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const engine = {
+      get maxInFlight() {
+        return maxInFlight;
+      },
+      calls: 0,
+      async complete(req: CompletionRequest) {
+        engine.calls += 1;
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, (req.seed ?? 0) % 7));
+        inFlight -= 1;
+        if (isInstruction(req)) {
+          const empty = reject?.(req.seed ?? 0) ?? false;
+          return { text: empty ? '' : `Q${req.seed}`, finishReason: 'stop' as const, usage: { promptTokens: 5, completionTokens: 3 } };
+        }
+        const q = /user<\|end_header_id\|>\n\n(.*)<\|eot_id\|>/s.exec(req.prompt)?.[1];
+        return { text: `A to ${q}`, finishReason: 'stop' as const, usage: { promptTokens: 9, completionTokens: 4 } };
+      },
+    };
+    return engine;
+  }
+
+  test('records commit in attempt order and equal a sequential run, with exactly count records', async () => {
+    const seqRun = testRun({ id: 'seq', settings: { ...testRun().settings, count: 20 } });
+    const seqStore = new MemoryStore([seqRun]);
+    await runMagpie({ run: seqRun, engine: jitteryEngine(), template: llama3, store: seqStore });
+
+    const run = testRun({ id: 'conc', settings: { ...testRun().settings, count: 20 } });
+    const store = new MemoryStore([run]);
+    const engine = jitteryEngine();
+    const out = await runMagpie({ run, engine, template: llama3, store, concurrency: 6 });
+    expect(out.status).toBe('done');
+    expect(engine.maxInFlight).toBeGreaterThan(1);
+    expect(engine.maxInFlight).toBeLessThanOrEqual(6);
+    expect(store.records.map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(store.records.map((r) => r.attempt)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(store.records.map((r) => r.instruction)).toEqual(seqStore.records.map((r) => r.instruction));
+    // Never more work than needed: 20 instructions + 20 responses.
+    expect(engine.calls).toBe(40);
+  });
+
+  test('rejections under concurrency still meet the target exactly', async () => {
+    const run = testRun({ settings: { ...testRun().settings, count: 15 } });
+    const store = new MemoryStore([run]);
+    const out = await runMagpie({
+      run,
+      engine: jitteryEngine((seed) => seed % 3 === 0),
+      template: llama3,
+      store,
+      concurrency: 8,
+    });
+    expect(out.status).toBe('done');
+    expect(store.records.length).toBe(15);
+    expect(out.counters.accepted + out.counters.rejectedEmpty).toBe(out.counters.attempts);
+    const attempts = [...store.records.map((r) => r.attempt), ...store.rejections.map((r) => r.attempt)].sort((a, b) => a! - b!);
+    expect(attempts).toEqual(Array.from({ length: out.counters.attempts }, (_, i) => i + 1));
+  });
+
+  test('a stop keeps every committed attempt contiguous, and the resumed run completes identically', async () => {
+    const full = testRun({ id: 'full', settings: { ...testRun().settings, count: 12 } });
+    const fullStore = new MemoryStore([full]);
+    await runMagpie({ run: full, engine: jitteryEngine(), template: llama3, store: fullStore, concurrency: 4 });
+
+    const run = testRun({ id: 'cut', settings: { ...testRun().settings, count: 12 } });
+    const store = new MemoryStore([run]);
+    const controller = new AbortController();
+    const first = await runMagpie({
+      run,
+      engine: jitteryEngine(),
+      template: llama3,
+      store,
+      concurrency: 4,
+      signal: controller.signal,
+      events: { onRecord: (_r, c) => c.accepted === 5 && controller.abort() },
+    });
+    expect(first.status).toBe('stopped');
+    expect(store.records.map((r) => r.seq)).toEqual(Array.from({ length: first.counters.accepted }, (_, i) => i + 1));
+    const again = await runMagpie({ run: store.runs.get(run.id)!, engine: jitteryEngine(), template: llama3, store, concurrency: 4 });
+    expect(again.status).toBe('done');
+    expect(store.records.map((r) => r.instruction)).toEqual(fullStore.records.map((r) => r.instruction));
+  });
+
+  test('an engine error in one attempt fails the run after committing the attempts before it', async () => {
+    const run = testRun({ settings: { ...testRun().settings, count: 10 } });
+    const store = new MemoryStore([run]);
+    const base = jitteryEngine();
+    const engine = {
+      async complete(req: CompletionRequest) {
+        if (req.seed === deriveSeed(42, 4, 'instruction')) throw Object.assign(new Error('lost'), { name: 'DeviceLostError' });
+        return base.complete(req);
+      },
+    };
+    const out = await runMagpie({ run, engine, template: llama3, store, concurrency: 3 });
+    expect(out.status).toBe('failed');
+    expect(out.error?.kind).toBe('device-lost');
+    expect(store.records.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    expect(out.counters.attempts).toBe(3);
+  });
+});
