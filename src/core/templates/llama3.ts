@@ -2,8 +2,10 @@
  * Llama-3 family chat templates (Meta-Llama-3, Llama-3.1, Llama-3.2 Instruct), byte-exact with the official
  * `chat_template` of each model's tokenizer_config.json, minus the leading BOS.
  */
-import { defineTurnTemplate, type TurnFormat, type TurnTemplateSpec } from './turns';
-import type { ChatTemplate } from './types';
+import { GENERIC_QUIRKS, LLAMA3_HEADER_BAN, type Quirks } from '../quirks';
+import { DEFAULT_INSTRUCTION, DEFAULT_RESPONSE } from '../settings';
+import { defineTurnTemplate, withReferencePreQuery, type TurnFormat, type TurnTemplateSpec } from './turns';
+import type { DefaultSampling, FamilyTemplate } from './types';
 
 const BOS = '<|begin_of_text|>';
 const END_OF_TEXT = '<|end_of_text|>';
@@ -43,7 +45,7 @@ export interface LlamaTemplateOptions {
 }
 
 /** A Llama-3.1/3.2 template: its rendering depends on the date, which it reports so a run can record it. */
-export interface DatedChatTemplate extends ChatTemplate {
+export interface DatedChatTemplate extends FamilyTemplate {
   readonly dateString: string;
 }
 
@@ -54,7 +56,23 @@ interface LlamaVersion {
   readonly responseStop: readonly string[];
   /** Llama-3.1+ always opens with the "Cutting Knowledge Date" system block; the original Llama-3 does not. */
   readonly defaultDate?: () => string;
+  readonly defaultSampling: DefaultSampling;
+  readonly quirks: Quirks;
 }
+
+/** The reference's Llama-3.1 settings (its generation_config: responses at temperature 0.6, top_p 0.9). */
+const LLAMA_31_SAMPLING: DefaultSampling = {
+  instruction: { ...DEFAULT_INSTRUCTION },
+  response: { ...DEFAULT_RESPONSE, temperature: 0.6, topP: 0.9 },
+};
+
+/** Llama-3.1+ in the reference: no early stop, sanitizer on, no markdown header as the first token. */
+const LLAMA_31_QUIRKS: Quirks = {
+  firstTokenBan: LLAMA3_HEADER_BAN,
+  earlyStopNewline: false,
+  assistantStopWord: true,
+  sanitize: true,
+};
 
 const LLAMA3_TOKENS = [BOS, END_OF_TEXT, START_HEADER, END_HEADER, EOT] as const;
 const LLAMA31_TOKENS = [...LLAMA3_TOKENS, EOM, PYTHON_TAG] as const;
@@ -64,6 +82,8 @@ const LLAMA_3: LlamaVersion = {
   label: 'Llama 3 Instruct',
   specialTokens: LLAMA3_TOKENS,
   responseStop: [EOT, END_OF_TEXT],
+  defaultSampling: { instruction: { ...DEFAULT_INSTRUCTION }, response: { ...DEFAULT_RESPONSE } },
+  quirks: GENERIC_QUIRKS,
 };
 const LLAMA_31 = {
   id: 'llama-3.1',
@@ -71,6 +91,8 @@ const LLAMA_31 = {
   specialTokens: LLAMA31_TOKENS,
   responseStop: [EOT, END_OF_TEXT, EOM],
   defaultDate: () => LLAMA_31_DEFAULT_DATE,
+  defaultSampling: LLAMA_31_SAMPLING,
+  quirks: LLAMA_31_QUIRKS,
 } satisfies LlamaVersion;
 const LLAMA_32 = {
   id: 'llama-3.2',
@@ -78,6 +100,9 @@ const LLAMA_32 = {
   specialTokens: LLAMA31_TOKENS,
   responseStop: [EOT, END_OF_TEXT, EOM],
   defaultDate: () => formatTemplateDate(new Date()),
+  // Same weights recipe and generation_config as 3.1, so the reference's 3.1 settings carry over.
+  defaultSampling: LLAMA_31_SAMPLING,
+  quirks: LLAMA_31_QUIRKS,
 } satisfies LlamaVersion;
 
 function llamaSpec(version: LlamaVersion, dateString: string | undefined): TurnTemplateSpec {
@@ -96,13 +121,16 @@ function llamaSpec(version: LlamaVersion, dateString: string | undefined): TurnT
     instructionStop: version.specialTokens,
     responseStop: version.responseStop,
     probeToken: START_HEADER,
+    defaultSampling: version.defaultSampling,
+    quirks: version.quirks,
+    source: 'official',
     turn: LLAMA3_TURN,
     ...(knowledgeBlock ? { leadingSystem: knowledgeBlock } : {}),
   };
 }
 
 /** Meta-Llama-3-8B/70B-Instruct. */
-export function llama3Template(): ChatTemplate {
+export function llama3Template(): FamilyTemplate {
   return defineTurnTemplate(llamaSpec(LLAMA_3, undefined));
 }
 
@@ -132,10 +160,8 @@ export function llama32Template(options?: LlamaTemplateOptions): DatedChatTempla
 function bareQueryTemplate(official: DatedChatTemplate): DatedChatTemplate {
   const llama3 = llama3Template();
   return {
-    ...official,
-    id: `${official.id}-bare-query`,
-    label: `${official.label} (reference pre-query: bare user header)`,
-    preQuery: (options) => llama3.preQuery(options),
+    ...withReferencePreQuery(official, 'bare-query', 'bare user header', (options) => llama3.preQuery(options)),
+    dateString: official.dateString,
   };
 }
 

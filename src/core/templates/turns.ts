@@ -2,7 +2,7 @@
  * The one small renderer behind every turn-based chat template: a family is data (how a turn opens and closes,
  * whether content is trimmed, whether a system turn is always present) and this file turns it into a ChatTemplate.
  */
-import type { ChatMessage, ChatTemplate, PreQueryOptions, RenderOptions, Role } from './types';
+import type { ChatMessage, ChatTemplate, FamilyTemplate, PreQueryOptions, RenderOptions, Role } from './types';
 
 /**
  * Rendered as the user's content to find where the user's text starts. Private-use code points: no chat template
@@ -22,16 +22,24 @@ export function jinjaTrim(text: string): string {
 
 /** How one turn of a family's chat format is written. */
 export interface TurnFormat {
-  /** Text before a turn's content, e.g. `<|start_header_id|>user<|end_header_id|>\n\n`; also the generation prompt. */
+  /** Text before a turn's content, e.g. `<|start_header_id|>user<|end_header_id|>\n\n`. */
   open(role: Role): string;
-  /** Text after a turn's content, e.g. `<|eot_id|>`. */
-  readonly close: string;
+  /** Text after a turn's content, e.g. `<|eot_id|>`; a function where it depends on the role (Mistral). */
+  readonly close: string | ((role: Role) => string);
   /** The official template trims each message's content (`| trim`). */
   readonly trimContent: boolean;
 }
 
-/** Everything a ChatTemplate exposes except behaviour, plus the format the renderer needs. */
-export interface TurnTemplateSpec extends Omit<ChatTemplate, 'render' | 'preQuery'> {
+/** Where an assistant message stands in the conversation, for formats that render the latest one differently. */
+export interface AssistantPosition {
+  readonly index: number;
+  /** The turns being rendered (after a leading system message the format consumed itself). */
+  readonly messages: readonly ChatMessage[];
+}
+
+/** Everything a FamilyTemplate exposes except behaviour, plus the format the renderer needs. */
+export interface TurnTemplateSpec
+  extends Omit<FamilyTemplate, 'render' | 'preQuery' | 'userHeader' | 'generationPrompt' | 'supportsSystem'> {
   readonly turn: TurnFormat;
   /**
    * Present when the official template always opens with a system turn. Gets the leading system message's content
@@ -39,6 +47,20 @@ export interface TurnTemplateSpec extends Omit<ChatTemplate, 'render' | 'preQuer
    * verbatim.
    */
   readonly leadingSystem?: (system: string | undefined) => string;
+  /** The assistant header of add_generation_prompt, when it is not `turn.open('assistant')`. */
+  readonly generationPrompt?: string;
+  /** Appended when add_generation_prompt is false (Phi-3 appends its end-of-text token). */
+  readonly endOfConversation?: string;
+  /** Messages the official template renders as nothing (Phi-3.5 drops an empty system message). */
+  readonly skipMessage?: (message: ChatMessage) => boolean;
+  /** Raises where the official template raises, with its message (Gemma-2: system role, alternation). */
+  readonly validate?: (messages: readonly ChatMessage[]) => void;
+  /** A leading system message is written into the first user turn instead of its own turn (Mistral). */
+  readonly mergeSystem?: (system: string, user: string) => string;
+  /** Rewrites an assistant message's content before it is written (Qwen3's think block). */
+  readonly assistantContent?: (content: string, position: AssistantPosition) => string;
+  /** The template rejects a leading system message (defaults to true, accepted). */
+  readonly supportsSystem?: boolean;
 }
 
 function checkMessage(templateId: string, message: ChatMessage, index: number): void {
@@ -61,26 +83,39 @@ function checkMessage(templateId: string, message: ChatMessage, index: number): 
   }
 }
 
+const closeOf = (turn: TurnFormat, role: Role): string => (typeof turn.close === 'string' ? turn.close : turn.close(role));
+
 function renderTurns(spec: TurnTemplateSpec, messages: readonly ChatMessage[], options: RenderOptions): string {
   if (messages.length === 0) {
     throw new Error(`Template ${spec.id}: cannot render a conversation with no messages.`);
   }
   messages.forEach((message, index) => checkMessage(spec.id, message, index));
+  spec.validate?.(messages);
   const { turn } = spec;
   const content = (text: string): string => (turn.trimContent ? jinjaTrim(text) : text);
 
   let rest = messages;
   let text = '';
+  const first = messages[0];
+  let merged: string | undefined;
   if (spec.leadingSystem) {
-    const first = messages[0];
     const system = first?.role === 'system' ? content(first.content) : undefined;
     if (system !== undefined) rest = messages.slice(1);
-    text += turn.open('system') + spec.leadingSystem(system) + turn.close;
+    text += turn.open('system') + spec.leadingSystem(system) + closeOf(turn, 'system');
+  } else if (spec.mergeSystem && first?.role === 'system') {
+    merged = first.content;
+    rest = messages.slice(1);
   }
-  for (const message of rest) {
-    text += turn.open(message.role) + content(message.content) + turn.close;
-  }
-  if (options.addGenerationPrompt) text += turn.open('assistant');
+  rest.forEach((message, index) => {
+    if (spec.skipMessage?.(message)) return;
+    let body = content(message.content);
+    if (merged !== undefined && index === 0 && message.role === 'user') body = spec.mergeSystem?.(merged, body) ?? body;
+    if (message.role === 'assistant' && spec.assistantContent) {
+      body = spec.assistantContent(body, { index, messages: rest });
+    }
+    text += turn.open(message.role) + body + closeOf(turn, message.role);
+  });
+  text += options.addGenerationPrompt ? (spec.generationPrompt ?? turn.open('assistant')) : (spec.endOfConversation ?? '');
   return text;
 }
 
@@ -105,9 +140,9 @@ export function preQueryHistory(options: PreQueryOptions | undefined): ChatMessa
   return options?.system === undefined ? [] : [{ role: 'system', content: options.system }];
 }
 
-/** Build a ChatTemplate from a family's data. */
-export function defineTurnTemplate(spec: TurnTemplateSpec): ChatTemplate {
-  const template: ChatTemplate = {
+/** Build a FamilyTemplate from a family's data. */
+export function defineTurnTemplate(spec: TurnTemplateSpec): FamilyTemplate {
+  const template: FamilyTemplate = {
     id: spec.id,
     label: spec.label,
     bosToken: spec.bosToken,
@@ -116,8 +151,33 @@ export function defineTurnTemplate(spec: TurnTemplateSpec): ChatTemplate {
     instructionStop: spec.instructionStop,
     responseStop: spec.responseStop,
     probeToken: spec.probeToken,
+    supportsSystem: spec.supportsSystem ?? true,
+    userHeader: spec.turn.open('user'),
+    generationPrompt: spec.generationPrompt ?? spec.turn.open('assistant'),
+    defaultSampling: spec.defaultSampling,
+    quirks: spec.quirks,
+    source: spec.source,
     render: (messages, options) => renderTurns(spec, messages, options),
     preQuery: (options) => cutPreQuery(template, preQueryHistory(options)),
   };
   return template;
+}
+
+/**
+ * A template whose query step starts from the Magpie reference's pre-query instead of the official one; every other
+ * rendering stays official. Its own id (`{official}-{suffix}`) is what records store, so the choice stays visible.
+ */
+export function withReferencePreQuery(
+  official: FamilyTemplate,
+  suffix: string,
+  what: string,
+  preQuery: (options?: PreQueryOptions) => string,
+): FamilyTemplate {
+  return {
+    ...official,
+    id: `${official.id}-${suffix}`,
+    label: `${official.label} (reference pre-query: ${what})`,
+    source: 'reference',
+    preQuery,
+  };
 }

@@ -1,4 +1,6 @@
 /** Chat templates: byte-exact renderers of a model family's official chat template. */
+import type { Quirks } from '../quirks';
+import type { SamplingSettings } from '../record';
 
 export type Role = 'system' | 'user' | 'assistant';
 
@@ -41,6 +43,30 @@ export interface ChatTemplate {
   render(messages: readonly ChatMessage[], options: RenderOptions): string;
   /** The pre-query template: the left side of a user turn, up to where the user's text starts (minus BOS). */
   preQuery(options?: PreQueryOptions): string;
+}
+
+/** Sampling a family's reference run used for each Magpie step. */
+export interface DefaultSampling {
+  instruction: SamplingSettings;
+  response: SamplingSettings;
+}
+
+/** Where a template's rendering comes from, so a run can say what its prompts were checked against. */
+export type TemplateSource = 'official' | 'reference' | 'hand-written' | 'conv-template' | 'custom';
+
+/** A ChatTemplate plus the per-family data the Magpie steps need (every registry template is one). */
+export interface FamilyTemplate extends ChatTemplate {
+  /** The template accepts a leading system message (Gemma-2's raises instead). */
+  readonly supportsSystem: boolean;
+  /** Text that opens a user turn: the tail of every pre-query template, and the Magpie-MT follow-up header. */
+  readonly userHeader: string;
+  /** Text appended with add_generation_prompt (the assistant header; Qwen3 adds an empty think block). */
+  readonly generationPrompt: string;
+  /** The reference's sampling for this family (magpie-method.md §3). */
+  readonly defaultSampling: DefaultSampling;
+  /** The reference's per-family quirk defaults; a run may override each one. */
+  readonly quirks: Quirks;
+  readonly source: TemplateSource;
 }
 
 /** Put BOS in front of a rendered prompt unless the loaded engine prepends it itself (measured at load time). */
