@@ -4,7 +4,9 @@
  * 2. response: the query is rendered as a normal user turn plus the assistant header, and the model answers it.
  */
 import type { CompletionRequest, CompletionResult, TextEngine } from './engine';
+import { completeWithFirstTokenBan, instructionStopFor, type Quirks } from './quirks';
 import type { RejectionReason, SamplingSettings, StepInfo } from './record';
+import { sanitizeInstruction, type SanitizeRuleName } from './sanitize';
 import type { ChatTemplate } from './templates/types';
 import { withBos } from './templates/types';
 
@@ -16,10 +18,19 @@ export interface StepContext {
   signal?: AbortSignal;
   /** Milliseconds clock (injectable for tests). */
   now?: () => number;
+  /** The run's per-family quirks (stops, first-token ban, sanitizer); absent: the template's special tokens only. */
+  quirks?: Quirks;
+}
+
+/** What the sanitizer changed, kept on the record so a cleaned query can be traced back. */
+export interface SanitizeNote {
+  raw: string;
+  rule: number;
+  ruleName: SanitizeRuleName;
 }
 
 export type InstructionOutcome =
-  | { kind: 'accepted'; instruction: string; step: StepInfo }
+  | { kind: 'accepted'; instruction: string; step: StepInfo; sanitized?: SanitizeNote }
   | { kind: 'rejected'; reason: RejectionReason; text: string; step: StepInfo }
   | { kind: 'aborted'; step: StepInfo };
 
@@ -40,11 +51,14 @@ async function runStep(
   engine: TextEngine,
   request: CompletionRequest,
   ctx: StepContext,
+  ban?: Quirks['firstTokenBan'],
 ): Promise<{ result: CompletionResult; step: StepInfo }> {
   const now = ctx.now ?? (() => Date.now());
   const started = now();
   const options = { ...(ctx.onDelta ? { onDelta: ctx.onDelta } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
-  const result = await engine.complete(request, options);
+  const result = ban
+    ? (await completeWithFirstTokenBan(engine, request, ban, options)).result
+    : await engine.complete(request, options);
   const step: StepInfo = {
     prompt: request.prompt,
     temperature: request.temperature,
@@ -90,12 +104,23 @@ export async function generateInstruction(
   system?: string,
 ): Promise<InstructionOutcome> {
   const prompt = instructionPrompt(template, ctx.engineAddsBos, system);
-  const { result, step } = await runStep(engine, request(prompt, sampling, template.instructionStop, ctx.seed), ctx);
+  const stop = ctx.quirks ? instructionStopFor(template, ctx.quirks) : template.instructionStop;
+  const ban = ctx.quirks?.firstTokenBan ?? undefined;
+  const { result, step } = await runStep(engine, request(prompt, sampling, stop, ctx.seed), ctx, ban);
   if (result.finishReason === 'abort') return { kind: 'aborted', step };
-  const instruction = result.text.trim();
   if (result.finishReason === 'length') return { kind: 'rejected', reason: 'length', text: result.text, step };
-  if (instruction === '') return { kind: 'rejected', reason: 'empty', text: result.text, step };
-  return { kind: 'accepted', instruction, step };
+  const raw = result.text.trim();
+  if (raw === '') return { kind: 'rejected', reason: 'empty', text: result.text, step };
+  if (!ctx.quirks?.sanitize) return { kind: 'accepted', instruction: raw, step };
+  const clean = sanitizeInstruction(raw);
+  if (clean.text.trim() === '') return { kind: 'rejected', reason: 'empty', text: result.text, step };
+  if (clean.text === raw) return { kind: 'accepted', instruction: raw, step };
+  return {
+    kind: 'accepted',
+    instruction: clean.text.trim(),
+    step,
+    sanitized: { raw, rule: clean.rule, ruleName: clean.ruleName },
+  };
 }
 
 /** Step 2. No system prompt is injected: the user turn is rendered by the family's own template. */

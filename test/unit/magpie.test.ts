@@ -80,3 +80,45 @@ describe('response step', () => {
     }
   });
 });
+
+describe('family quirks in the instruction step', () => {
+  const llama31 = getTemplate('llama-3.1');
+
+  test('llama-3 defaults: newline early stop and the assistant stop word join the special-token stops', async () => {
+    const t = getTemplate('llama-3');
+    const engine = new QueueEngine(() => ({ text: 'Q' }));
+    await generateInstruction(engine, t, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 1, quirks: t.quirks });
+    expect(engine.requests).toHaveLength(1);
+    expect(engine.requests[0]!.stop).toEqual(expect.arrayContaining(['\n', 'assistant', '<|eot_id|>']));
+  });
+
+  test('llama-3.1 defaults: the first token alone is generated with header tokens banned, then the rest freely', async () => {
+    const engine = new QueueEngine((req, n) =>
+      n === 1 ? { text: 'What', finishReason: 'length' } : { text: ' is C# used for?' },
+    );
+    const out = await generateInstruction(engine, llama31, DEFAULT_INSTRUCTION, {
+      engineAddsBos: false,
+      seed: 5,
+      quirks: llama31.quirks,
+    });
+    const [first, rest] = engine.requests;
+    expect(first).toMatchObject({ maxTokens: 1, logitBias: { '2': -100, '567': -100, '14711': -100, '827': -100 } });
+    expect(rest!.logitBias).toBeUndefined();
+    expect(rest!.prompt).toBe(first!.prompt + 'What');
+    expect(rest!.maxTokens).toBe(DEFAULT_INSTRUCTION.maxTokens - 1);
+    expect(first!.stop).not.toContain('\n');
+    expect(out).toMatchObject({ kind: 'accepted', instruction: 'What is C# used for?' });
+  });
+
+  test('the sanitizer cleans a rambling query and the record keeps the raw text and the rule', async () => {
+    const quirks = { ...llama31.quirks, firstTokenBan: null };
+    const engine = new QueueEngine(() => ({ text: '**Question:** What is the capital of France? Answer: Paris' }));
+    const out = await generateInstruction(engine, llama31, DEFAULT_INSTRUCTION, { engineAddsBos: false, seed: 5, quirks });
+    expect(out.kind).toBe('accepted');
+    if (out.kind === 'accepted') {
+      expect(out.instruction).toBe('What is the capital of France?');
+      expect(out.sanitized?.raw).toContain('Answer: Paris');
+      expect(out.sanitized?.ruleName).toBeTruthy();
+    }
+  });
+});
