@@ -2,15 +2,49 @@
  * Export formats, one JSON object per line. Lines are produced one record at a time from an async source, so an
  * export never builds the whole file as one string.
  */
+import {
+  conversationMessages,
+  isUnjudgedPreference,
+  laterTurnFields,
+  modeMetadata,
+  toAlpaca,
+  toOpenAiDpo,
+  toTrlDpo,
+  type ExportOptions,
+  type ModeMetadata,
+} from './export-modes';
+import { templateMetadata, type RunTemplateInfo, type TemplateMetadata } from './export-template';
 import type { MagpieRecord, Run } from './record';
 
-export type ExportFormat = 'sharegpt' | 'openai' | 'magpie';
+export type { ExportOptions } from './export-modes';
+
+export type ExportFormat = 'sharegpt' | 'openai' | 'magpie' | 'alpaca' | 'trl-dpo' | 'openai-dpo';
 
 export const EXPORT_FORMATS: ReadonlyArray<{ id: ExportFormat; label: string; description: string }> = [
   { id: 'sharegpt', label: 'ShareGPT', description: '{"conversations":[{"from","value"}]} — LLaMA-Factory, Axolotl' },
   { id: 'openai', label: 'OpenAI messages', description: '{"messages":[{"role","content"}]} — TRL, OpenAI fine-tuning' },
   { id: 'magpie', label: 'Full metadata', description: 'Magpie reference field names plus generation details' },
+  { id: 'alpaca', label: 'Alpaca', description: '{"instruction","input","output","system","history"} — LLaMA-Factory' },
 ];
+
+/** Preference pairs: offered for preference runs only (other records have no pair and are skipped). */
+export const PREFERENCE_EXPORT_FORMATS: ReadonlyArray<{ id: ExportFormat; label: string; description: string }> = [
+  { id: 'trl-dpo', label: 'TRL DPO', description: '{"prompt","chosen","rejected"} as message lists — TRL DPOTrainer' },
+  { id: 'openai-dpo', label: 'OpenAI DPO', description: '{"input":{"messages"},"preferred_output","non_preferred_output"}' },
+];
+
+/** The formats worth offering for a run: the preference formats only when the run made preference pairs. */
+export function exportFormatsFor(
+  run: { recipe?: { mode: { kind: string } } } | undefined,
+): ReadonlyArray<{ id: ExportFormat; label: string; description: string }> {
+  return run?.recipe?.mode.kind === 'preference' ? [...EXPORT_FORMATS, ...PREFERENCE_EXPORT_FORMATS] : EXPORT_FORMATS;
+}
+
+/** Export options a run implies: its recipe says whether the drawn system prompt goes into the conversation. */
+export function exportOptionsFor(run: { recipe?: { system: { includeInExport: boolean } | null } }): ExportOptions {
+  const include = run.recipe?.system?.includeInExport;
+  return include === undefined ? {} : { includeSystemPrompt: include };
+}
 
 export interface ShareGptLine {
   id: string;
@@ -47,9 +81,13 @@ export interface MagpieLine {
   };
   instruction_length: number;
   response_length: number;
-  magpie_web: {
+  /** Multi-turn records add instruction_2, response_2, … (the reference's names). */
+  [laterTurn: `instruction_${number}` | `response_${number}`]: string;
+  magpie_web: ModeMetadata & TemplateMetadata & {
     run_id: string;
     seq: number;
+    /** The run attempt that produced the record (its seeds derive from it); absent on records made before it was kept. */
+    attempt?: number;
     template: string;
     created_at: string;
     instruction: StepSummary;
@@ -72,23 +110,23 @@ export function conversationId(run: Pick<Run, 'label'>, record: Pick<MagpieRecor
   return `${slug(run.label)}_${record.seq}`;
 }
 
-export function toShareGpt(record: MagpieRecord, run: Pick<Run, 'label'>): ShareGptLine {
-  return {
-    id: conversationId(run, record),
-    conversations: [
-      { from: 'human', value: record.instruction },
-      { from: 'gpt', value: record.response },
-    ],
-  };
+const SHAREGPT_FROM = { system: 'system', user: 'human', assistant: 'gpt' } as const;
+
+/** The whole conversation (every turn; the system prompt unless options exclude it). */
+function shareGptConversation(record: MagpieRecord, options: ExportOptions): ShareGptLine['conversations'] {
+  return conversationMessages(record, options).map((m) => ({ from: SHAREGPT_FROM[m.role], value: m.content }));
 }
 
-export function toOpenAi(record: MagpieRecord): OpenAiLine {
-  return {
-    messages: [
-      { role: 'user', content: record.instruction },
-      { role: 'assistant', content: record.response },
-    ],
-  };
+export function toShareGpt(
+  record: MagpieRecord,
+  run: Pick<Run, 'label'> & { recipe?: Run['recipe'] },
+  options: ExportOptions = exportOptionsFor(run),
+): ShareGptLine {
+  return { id: conversationId(run, record), conversations: shareGptConversation(record, options) };
+}
+
+export function toOpenAi(record: MagpieRecord, options: ExportOptions = {}): OpenAiLine {
+  return { messages: conversationMessages(record, options) };
 }
 
 function summary(step: MagpieRecord['instructionStep']): StepSummary {
@@ -104,7 +142,8 @@ function summary(step: MagpieRecord['instructionStep']): StepSummary {
   };
 }
 
-export function toMagpie(record: MagpieRecord): MagpieLine {
+/** `run`: its quirks and custom template go into magpie_web, so the dataset names every prompt rule it used. */
+export function toMagpie(record: MagpieRecord, options: ExportOptions = {}, run?: RunTemplateInfo): MagpieLine {
   const i = record.instructionStep;
   const r = record.responseStep;
   return {
@@ -119,10 +158,7 @@ export function toMagpie(record: MagpieRecord): MagpieLine {
     },
     instruction: record.instruction,
     response: record.response,
-    conversations: [
-      { from: 'human', value: record.instruction },
-      { from: 'gpt', value: record.response },
-    ],
+    conversations: shareGptConversation(record, options),
     gen_response_configs: {
       prompt: r.prompt,
       temperature: r.temperature,
@@ -136,10 +172,14 @@ export function toMagpie(record: MagpieRecord): MagpieLine {
     },
     instruction_length: record.instruction.length,
     response_length: record.response.length,
+    ...laterTurnFields(record),
     magpie_web: {
+      ...modeMetadata(record),
       run_id: record.runId,
       seq: record.seq,
+      ...(record.attempt !== undefined ? { attempt: record.attempt } : {}),
       template: record.templateId,
+      ...templateMetadata(record, run),
       created_at: new Date(record.createdAt).toISOString(),
       instruction: summary(i),
       response: summary(r),
@@ -147,25 +187,51 @@ export function toMagpie(record: MagpieRecord): MagpieLine {
   };
 }
 
-export function formatRecord(record: MagpieRecord, format: ExportFormat, run: Pick<Run, 'label'>): object {
+/**
+ * The line for a record, or undefined when the format has nothing to say about it: preference formats skip records
+ * without a distinct chosen/rejected pair, and conversation formats skip preference records not judged yet.
+ */
+export function exportLine(
+  record: MagpieRecord,
+  format: ExportFormat,
+  run: Pick<Run, 'label'> & RunTemplateInfo,
+  options: ExportOptions = {},
+): object | undefined {
   switch (format) {
     case 'sharegpt':
-      return toShareGpt(record, run);
+      return isUnjudgedPreference(record) ? undefined : toShareGpt(record, run, options);
     case 'openai':
-      return toOpenAi(record);
+      return isUnjudgedPreference(record) ? undefined : toOpenAi(record, options);
+    case 'alpaca':
+      return isUnjudgedPreference(record) ? undefined : toAlpaca(record, options);
     case 'magpie':
-      return toMagpie(record);
+      return toMagpie(record, options, run);
+    case 'trl-dpo':
+      return toTrlDpo(record, options);
+    case 'openai-dpo':
+      return toOpenAiDpo(record, options);
   }
 }
 
-/** One JSONL line per record, newline-terminated. JSON.stringify escapes U+2028/9 and control characters. */
+export function formatRecord(record: MagpieRecord, format: ExportFormat, run: Pick<Run, 'label'>, options: ExportOptions = {}): object {
+  const line = exportLine(record, format, run, options);
+  if (line === undefined) throw new Error(`Record ${record.seq} has no ${format} line (no judged preference pair).`);
+  return line;
+}
+
+/**
+ * One JSONL line per record, newline-terminated; records the format skips write no line. JSON.stringify escapes
+ * U+2028/9 and control characters. Options default to what the run's recipe says.
+ */
 export async function* jsonlLines(
   records: AsyncIterable<MagpieRecord> | Iterable<MagpieRecord>,
   format: ExportFormat,
-  run: Pick<Run, 'label'>,
+  run: Pick<Run, 'label'> & { recipe?: Run['recipe'] },
+  options: ExportOptions = exportOptionsFor(run),
 ): AsyncGenerator<string> {
   for await (const record of records) {
-    yield JSON.stringify(formatRecord(record, format, run)) + '\n';
+    const line = exportLine(record, format, run, options);
+    if (line !== undefined) yield JSON.stringify(line) + '\n';
   }
 }
 

@@ -79,6 +79,11 @@ export interface RunOptions {
   produce?: AttemptProducer;
   /** Give up after this many rejected instructions in a row (a wrong template makes every query empty). */
   maxConsecutiveRejections?: number;
+  /**
+   * Failures that pause the run instead of failing it (a lost GPU, a full disk): the caller can fix the cause and
+   * resume. Gets the raw error (e.g. a StorageFullError) and its classification.
+   */
+  shouldPause?: (error: unknown, classified: ClassifiedError) => boolean;
 }
 
 export interface RunOutcome {
@@ -100,6 +105,7 @@ export function pairProducer(run: Run, engine: TextEngine, template: ChatTemplat
       now: ctx.now,
       signal: ctx.signal,
       onDelta: stream('instruction'),
+      ...(run.quirks ? { quirks: run.quirks } : {}),
     });
     if (inst.kind === 'aborted') return { kind: 'aborted' };
     ctx.events.onTokens?.(inst.step.completionTokens);
@@ -128,6 +134,7 @@ export function pairProducer(run: Run, engine: TextEngine, template: ChatTemplat
         response: resp.response,
         instructionStep: inst.step,
         responseStep: resp.step,
+        ...(inst.sanitized ? { sanitized: inst.sanitized } : {}),
       },
       completionTokens: inst.step.completionTokens + resp.step.completionTokens,
     };
@@ -164,6 +171,8 @@ export async function runMagpie(options: RunOptions): Promise<RunOutcome> {
   let inFlight = 0;
   let pendingAccepted = 0;
   let failure: ClassifiedError | undefined;
+  /** The raw error behind `failure`, for `shouldPause`. */
+  let failureCause: unknown;
   let stopped = false;
   let commitFailed = false;
 
@@ -193,6 +202,8 @@ export async function runMagpie(options: RunOptions): Promise<RunOutcome> {
           rejectedLength: counters.rejectedLength + (outcome.reason === 'length' ? 1 : 0),
           completionTokens: counters.completionTokens + outcome.completionTokens,
         };
+        // Mode-specific reasons (judge failures, no distinct pair) are counted apart from unusable instructions.
+        if (outcome.reason !== 'empty' && outcome.reason !== 'length') next.rejectedOther = (counters.rejectedOther ?? 0) + 1;
         const rejection: RejectedInstruction = {
           runId: run.id,
           attempt,
@@ -258,7 +269,10 @@ export async function runMagpie(options: RunOptions): Promise<RunOutcome> {
       .then(
         (outcome) => outcome,
         (err: unknown): AttemptOutcome => {
-          if (!failure) failure = classifyEngineError(err);
+          if (!failure) {
+            failure = classifyEngineError(err);
+            failureCause = err;
+          }
           internal.abort();
           return { kind: 'aborted' };
         },
@@ -273,7 +287,10 @@ export async function runMagpie(options: RunOptions): Promise<RunOutcome> {
             await commitInOrder();
           } catch (err) {
             commitFailed = true;
-            if (!failure) failure = err instanceof RunFailed ? err.classified : classifyEngineError(err);
+            if (!failure) {
+              failure = err instanceof RunFailed ? err.classified : classifyEngineError(err);
+              failureCause = err;
+            }
             internal.abort();
           }
         });
@@ -302,10 +319,15 @@ export async function runMagpie(options: RunOptions): Promise<RunOutcome> {
     }
     await commits;
   } catch (err) {
-    failure ??= classifyEngineError(err);
+    if (!failure) {
+      failure = classifyEngineError(err);
+      failureCause = err;
+    }
   }
 
-  if (failure && failure.kind !== 'aborted') return finish('failed', failure);
+  if (failure && failure.kind !== 'aborted') {
+    return finish(options.shouldPause?.(failureCause, failure) ? 'paused' : 'failed', failure);
+  }
   if (counters.accepted >= settings.count) return finish('done');
-  return finish('stopped');
+  return finish('paused');
 }

@@ -81,7 +81,7 @@ describe('runMagpie', () => {
       signal: controller.signal,
       events: { onRecord: (_r, c) => c.accepted === 2 && controller.abort() },
     });
-    expect(first.status).toBe('stopped');
+    expect(first.status).toBe('paused');
     expect(store.records.length).toBe(2);
     const saved = store.runs.get(run.id)!;
     const second = await runMagpie({ run: saved, engine: seededEngine(), template: llama3, store });
@@ -95,7 +95,7 @@ describe('runMagpie', () => {
     const store = new MemoryStore([run]);
     const engine = new QueueEngine((req) => (isInstruction(req) ? { text: 'Q' } : { text: 'partial', finishReason: 'abort' }));
     const out = await runMagpie({ run, engine, template: llama3, store });
-    expect(out.status).toBe('stopped');
+    expect(out.status).toBe('paused');
     expect(store.records).toEqual([]);
     expect(out.counters.attempts).toBe(0);
   });
@@ -217,7 +217,7 @@ describe('runMagpie with concurrency', () => {
       signal: controller.signal,
       events: { onRecord: (_r, c) => c.accepted === 5 && controller.abort() },
     });
-    expect(first.status).toBe('stopped');
+    expect(first.status).toBe('paused');
     expect(store.records.map((r) => r.seq)).toEqual(Array.from({ length: first.counters.accepted }, (_, i) => i + 1));
     const again = await runMagpie({ run: store.runs.get(run.id)!, engine: jitteryEngine(), template: llama3, store, concurrency: 4 });
     expect(again.status).toBe('done');

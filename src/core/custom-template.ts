@@ -1,0 +1,61 @@
+/**
+ * The template of a model the registry does not know, as stored on a run: the pre-query text plus what renders the
+ * responses (the model's conv_template, or a registry template), so the template can be rebuilt on resume and an
+ * exported dataset names the exact prompts that made it.
+ */
+import {
+  checkPreQueryTemplate,
+  customPreQueryTemplate,
+  templateFromConvTemplate,
+  type MlcConvTemplate,
+} from './conv-template';
+import { getTemplate } from './templates/registry';
+import type { FamilyTemplate } from './templates/types';
+
+export interface CustomTemplateSpec {
+  /** 'conv_template': derived from the model's mlc-chat-config.json as is; 'custom': a pre-query the user wrote. */
+  source: 'conv_template' | 'custom';
+  /** What the instruction step continues, without BOS. */
+  preQuery: string;
+  /** The model's conv_template: renders responses (and derives the pre-query). */
+  convTemplate?: MlcConvTemplate;
+  /** Or a registry template renders responses (a custom pre-query on a format the registry knows). */
+  baseTemplateId?: string;
+  /** BOS text (a conv_template keeps only ids): put in front once unless the engine adds it itself. */
+  bosToken?: string;
+}
+
+/** The template that renders responses for a spec, before any custom pre-query is applied. */
+export function customBaseTemplate(spec: Omit<CustomTemplateSpec, 'source' | 'preQuery'>): FamilyTemplate {
+  if (spec.convTemplate) {
+    return templateFromConvTemplate(spec.convTemplate, spec.bosToken === undefined ? {} : { bosToken: spec.bosToken });
+  }
+  if (spec.baseTemplateId !== undefined) return getTemplate(spec.baseTemplateId);
+  throw new Error('A custom template needs the model\'s conv_template or a base template id to render responses.');
+}
+
+/** The spec of a conv_template's own pre-query (no system prompt, no injected default system message). */
+export function convTemplateSpec(conv: MlcConvTemplate, bosToken?: string): CustomTemplateSpec {
+  const spec: CustomTemplateSpec = { source: 'conv_template', preQuery: '', convTemplate: conv };
+  if (bosToken !== undefined && bosToken !== '') spec.bosToken = bosToken;
+  spec.preQuery = customBaseTemplate(spec).preQuery();
+  return spec;
+}
+
+/**
+ * The spec for a pre-query text on a base: 'conv_template' when the text is what the base derives, 'custom' when the
+ * user changed it. Throws a PreQueryTemplateError when the text does not end where a user message begins.
+ */
+export function withPreQuery(base: Omit<CustomTemplateSpec, 'source' | 'preQuery'>, preQuery: string): CustomTemplateSpec {
+  const template = customBaseTemplate(base);
+  checkPreQueryTemplate(preQuery, template);
+  const derived = base.convTemplate !== undefined && preQuery === template.preQuery();
+  return { ...base, source: derived ? 'conv_template' : 'custom', preQuery };
+}
+
+/** Rebuilds the run's template from its stored spec (at start and on resume). */
+export function buildCustomTemplate(spec: CustomTemplateSpec): FamilyTemplate {
+  const base = customBaseTemplate(spec);
+  if (spec.source === 'conv_template' && base.preQuery() === spec.preQuery) return base;
+  return customPreQueryTemplate(spec.preQuery, base);
+}

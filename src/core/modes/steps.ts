@@ -1,0 +1,78 @@
+/** One engine call of a mode, recorded as a StepInfo exactly like the classic pair's steps. */
+import type { CompletionRequest, CompletionResult, TextEngine } from '../engine';
+import { completeWithFirstTokenBan, type FirstTokenBan } from '../quirks';
+import type { SamplingSettings, StepInfo } from '../record';
+import type { AttemptContext, GenerationStep } from '../runner';
+
+export interface StepCall {
+  prompt: string;
+  sampling: Pick<SamplingSettings, 'temperature' | 'topP' | 'maxTokens'>;
+  stop: readonly string[];
+  /** Seed name within the attempt ('instruction_2', 'candidate_3', …). */
+  step: GenerationStep;
+  /** Ban these tokens for the first generated token only (a quirk of the query step). */
+  firstTokenBan?: FirstTokenBan | null;
+  /** Stream deltas to the UI (off for judge calls, whose JSON is not worth showing). */
+  stream?: boolean;
+}
+
+export async function callStep(
+  engine: TextEngine,
+  ctx: AttemptContext,
+  call: StepCall,
+): Promise<{ result: CompletionResult; step: StepInfo }> {
+  const seed = ctx.seedFor(call.step);
+  const request: CompletionRequest = {
+    prompt: call.prompt,
+    temperature: call.sampling.temperature,
+    topP: call.sampling.topP,
+    maxTokens: call.sampling.maxTokens,
+    stop: [...call.stop],
+  };
+  if (seed !== null) request.seed = seed;
+  ctx.events.onStepStart?.(call.step, ctx.attempt);
+  const options = {
+    signal: ctx.signal,
+    ...(call.stream === false ? {} : { onDelta: (d: string) => ctx.events.onDelta?.(call.step, d, ctx.attempt) }),
+    onRestart: () => ctx.events.onStepRestart?.(call.step, ctx.attempt),
+  };
+  const started = ctx.now();
+  const result = call.firstTokenBan
+    ? (await completeWithFirstTokenBan(engine, request, call.firstTokenBan, options)).result
+    : await engine.complete(request, options);
+  const step: StepInfo = {
+    prompt: request.prompt,
+    temperature: request.temperature,
+    topP: request.topP,
+    maxTokens: request.maxTokens,
+    stop: [...request.stop],
+    seed: request.seed ?? null,
+    finishReason: result.finishReason,
+    promptTokens: result.usage.promptTokens,
+    completionTokens: result.usage.completionTokens,
+    durationMs: ctx.now() - started,
+  };
+  if (result.usage.timeToFirstTokenSeconds !== undefined) step.timeToFirstTokenMs = result.usage.timeToFirstTokenSeconds * 1000;
+  if (result.usage.decodeTokensPerSecond !== undefined) step.decodeTokensPerSecond = result.usage.decodeTokensPerSecond;
+  if (result.finishReason !== 'abort') ctx.events.onTokens?.(step.completionTokens);
+  return { result, step };
+}
+
+/**
+ * The step of an instruction that was imported, not generated: nothing was sent (empty prompt, maxTokens 0), so
+ * exports can tell it apart. Kept as a StepInfo because records of every mode share the same required fields.
+ */
+export function notGeneratedStep(): StepInfo {
+  return {
+    prompt: '',
+    temperature: 0,
+    topP: 1,
+    maxTokens: 0,
+    stop: [],
+    seed: null,
+    finishReason: 'stop',
+    promptTokens: 0,
+    completionTokens: 0,
+    durationMs: 0,
+  };
+}
