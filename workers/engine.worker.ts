@@ -4,36 +4,65 @@
  * page's thread) and exposes EngineWorkerApi with comlink. Logic lives in src/engine/worker-core.ts.
  */
 import { expose } from 'comlink';
-import { MLCEngine, hasModelInCache, prebuiltAppConfig } from '@mlc-ai/web-llm';
+import {
+  MLCEngine,
+  deleteModelAllInfoInCache,
+  hasModelInCache,
+  prebuiltAppConfig,
+  type AppConfig,
+} from '@mlc-ai/web-llm';
 import { detectGpu } from '../src/engine/capabilities';
 import type { MLCEngineLike } from '../src/engine/webllm-adapter';
 import { createEngineWorkerApi } from '../src/engine/worker-core';
-import { SCRIPTED_MODEL_PREFIX, type ListedModel } from '../src/engine/worker-api';
+import { SCRIPTED_MODEL_PREFIX, type CustomModelRecord, type ListedModel } from '../src/engine/worker-api';
 
 let webllm: MLCEngine | undefined;
 
-async function makeEngine(modelId: string): Promise<MLCEngineLike> {
+/** The prebuilt list, plus the user's model when one is given (it replaces a prebuilt record of the same id). */
+function appConfigWith(custom: CustomModelRecord | undefined): AppConfig {
+  if (!custom) return prebuiltAppConfig;
+  const record = { ...custom, overrides: { ...custom.overrides } };
+  return {
+    ...prebuiltAppConfig,
+    model_list: [...prebuiltAppConfig.model_list.filter((r) => r.model_id !== custom.model_id), record],
+  };
+}
+
+async function makeEngine(modelId: string, custom?: CustomModelRecord): Promise<MLCEngineLike> {
   if (modelId.startsWith(SCRIPTED_MODEL_PREFIX)) {
     if (__MAGPIE_TEST_BUILD__) {
-      const { createScriptedEngine } = await import('../src/engine/scripted-mlc-engine');
-      return createScriptedEngine(modelId);
+      const { createScriptedEngine, indexedDbFaultLedger } = await import('../src/engine/scripted-mlc-engine');
+      // Faults limited to "n times" are counted in IndexedDB, so a crash that restarts this worker stays spent.
+      return createScriptedEngine(modelId, indexedDbFaultLedger());
     }
   }
   // One MLCEngine for the worker's life: reload() swaps models and aborts a load still in progress.
   webllm ??= new MLCEngine({ appConfig: prebuiltAppConfig });
+  // reload() looks the id up in the engine's appConfig, so a custom model must be in it for this load.
+  webllm.setAppConfig(appConfigWith(custom));
   return webllm;
 }
 
-async function isCached(modelId: string): Promise<boolean> {
+async function isCached(modelId: string, custom?: CustomModelRecord): Promise<boolean> {
   // The define is tested inline each time so the production build drops the branch and the scripted chunk.
   if (__MAGPIE_TEST_BUILD__ && modelId.startsWith(SCRIPTED_MODEL_PREFIX)) {
     const { scriptedModelInCache } = await import('../src/engine/scripted-mlc-engine');
     return scriptedModelInCache(modelId);
   }
-  return hasModelInCache(modelId, prebuiltAppConfig);
+  return hasModelInCache(modelId, appConfigWith(custom));
 }
 
-function contextWindow(modelId: string): number {
+async function deleteCached(modelId: string): Promise<void> {
+  if (__MAGPIE_TEST_BUILD__ && modelId.startsWith(SCRIPTED_MODEL_PREFIX)) {
+    const { forgetScriptedModel } = await import('../src/engine/scripted-mlc-engine');
+    forgetScriptedModel(modelId);
+    return;
+  }
+  await deleteModelAllInfoInCache(modelId, prebuiltAppConfig);
+}
+
+function contextWindow(modelId: string, custom?: CustomModelRecord): number {
+  if (custom) return custom.overrides?.context_window_size ?? 4096;
   if (__MAGPIE_TEST_BUILD__ && modelId.startsWith(SCRIPTED_MODEL_PREFIX)) {
     const m = /[?&]contextWindow=(\d+)/.exec(modelId);
     return m ? Number(m[1]) : 4096;
@@ -51,10 +80,11 @@ function listModels(): ListedModel[] {
     if (r.vram_required_MB !== undefined) m.vram_required_MB = r.vram_required_MB;
     if (r.low_resource_required !== undefined) m.low_resource_required = r.low_resource_required;
     if (r.overrides?.context_window_size !== undefined) m.context_window_size = r.overrides.context_window_size;
+    m.model_url = r.model;
     return m;
   });
   if (!__MAGPIE_TEST_BUILD__) return real;
   return [...real, ...SCRIPTED_LISTING.map((id) => ({ model_id: SCRIPTED_MODEL_PREFIX + id, context_window_size: 4096 }))];
 }
 
-expose(createEngineWorkerApi(makeEngine, { capabilities: () => detectGpu(), listModels, isCached, contextWindow }));
+expose(createEngineWorkerApi(makeEngine, { capabilities: () => detectGpu(), listModels, isCached, contextWindow, deleteCached }));

@@ -20,6 +20,16 @@ export interface ScriptedEngineOptions {
   failAfterTokens?: { n: number; error: Error };
   /** Throws an uncaught error (outside any promise) after n tokens, as a crashing worker would; the call hangs. */
   uncaughtErrorAfterTokens?: number;
+  /** Faults above apply only from this instruction request of this engine on (1-based; responses after it too). */
+  faultFromInstruction?: number;
+  /** The failAfterTokens fault fires at most this many times in all, counted in `faultLedger` (so across reloads). */
+  failTimes?: number;
+  /** The uncaught error fires at most this many times in all, counted in `faultLedger`. */
+  crashTimes?: number;
+  /** Counts spent faults; back it with IndexedDB to survive worker restarts. Default: this thread's memory. */
+  faultLedger?: FaultLedger;
+  /** This engine's name in the ledger (the model id). */
+  faultKey?: string;
   /** Every k-th instruction is empty (the model ends its turn at once). */
   emptyInstructionEvery?: number;
   /** Every k-th instruction rambles on without ending, so max_tokens cuts it (finish_reason 'length'). */
@@ -41,6 +51,60 @@ const SHARD_MB = 30;
 
 /** Model ids that have been "downloaded" in this thread, so a second load reports the cache phase only. */
 const downloaded = new Set<string>();
+
+/** Counts how often a limited fault has fired, so "fail once" stays once across model reloads and worker restarts. */
+export interface FaultLedger {
+  /** Resolves true (and counts it) when `key` has fired fewer than `limit` times. */
+  claim(key: string, limit: number): Promise<boolean>;
+}
+
+const spentInMemory = new Map<string, number>();
+
+/** The default ledger: module memory, so it survives model reloads but not a new worker. */
+export const memoryFaultLedger: FaultLedger = {
+  async claim(key, limit) {
+    const n = spentInMemory.get(key) ?? 0;
+    if (n >= limit) return false;
+    spentInMemory.set(key, n + 1);
+    return true;
+  },
+};
+
+/** A ledger in IndexedDB (one small database per origin), for faults that must stay spent after a worker crash. */
+export function indexedDbFaultLedger(dbName = 'magpie-scripted-faults'): FaultLedger {
+  const open = (): Promise<IDBDatabase> =>
+    new Promise((resolve, reject) => {
+      const req = indexedDB.open(dbName, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('spent');
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error ?? new Error('fault ledger: open failed'));
+    });
+  return {
+    async claim(key, limit) {
+      const db = await open();
+      try {
+        return await new Promise<boolean>((resolve, reject) => {
+          // One readwrite transaction: read and count in one step, so two engines cannot both claim the last one.
+          const tx = db.transaction('spent', 'readwrite');
+          const store = tx.objectStore('spent');
+          let granted = false;
+          const get = store.get(key);
+          get.onsuccess = () => {
+            const n = typeof get.result === 'number' ? get.result : 0;
+            if (n < limit) {
+              granted = true;
+              store.put(n + 1, key);
+            }
+          };
+          tx.oncomplete = () => resolve(granted);
+          tx.onerror = () => reject(tx.error ?? new Error('fault ledger: write failed'));
+        });
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
 
 const INSTRUCTIONS: readonly string[] = [
   'How do I make a sourdough starter from scratch, and how long does it take before I can bake with it?',
@@ -368,16 +432,28 @@ export class ScriptedMLCEngine implements MLCEngineLike {
         if (finish === null && output.length >= maxTokens) finish = 'length';
       };
       const failure = this.options.failAfterTokens;
-      const maybeFail = (): void => {
-        if (failure && sampled >= failure.n) {
-          // WebLLM unloads itself when the GPU device is lost; later calls see ModelNotLoadedError.
-          if (failure.error.name === 'DeviceLostError') this.loadedModelId = undefined;
-          throw failure.error;
-        }
+      const from = this.options.faultFromInstruction;
+      const armed = from === undefined || this.instructionRequests >= from;
+      const ledger = this.options.faultLedger ?? memoryFaultLedger;
+      const key = this.options.faultKey ?? model;
+      // A limited fault asks the ledger once per request, when it is due; unlimited faults always fire.
+      let failDue: boolean | undefined;
+      const maybeFail = async (): Promise<void> => {
+        if (!failure || !armed || sampled < failure.n) return;
+        const times = this.options.failTimes;
+        failDue ??= times === undefined ? true : await ledger.claim(`fail:${key}`, times);
+        if (!failDue) return;
+        // WebLLM unloads itself when the GPU device is lost; later calls see ModelNotLoadedError.
+        if (failure.error.name === 'DeviceLostError') this.loadedModelId = undefined;
+        throw failure.error;
       };
       const crashAt = this.options.uncaughtErrorAfterTokens;
+      let crashDue: boolean | undefined;
       const maybeCrash = async (): Promise<void> => {
-        if (crashAt === undefined || sampled < crashAt) return;
+        if (crashAt === undefined || !armed || sampled < crashAt) return;
+        const times = this.options.crashTimes;
+        crashDue ??= times === undefined ? true : await ledger.claim(`crash:${key}`, times);
+        if (!crashDue) return;
         setTimeout(() => {
           throw new Error(`Scripted crash after ${crashAt} tokens.`);
         }, 0);
@@ -393,7 +469,7 @@ export class ScriptedMLCEngine implements MLCEngineLike {
       await this.tokenDelay();
       commitNextToken();
       firstTokenAt = performance.now();
-      maybeFail();
+      await maybeFail();
       await maybeCrash();
       yield delta();
       while (finish === null) {
@@ -403,7 +479,7 @@ export class ScriptedMLCEngine implements MLCEngineLike {
         }
         await this.tokenDelay();
         commitNextToken();
-        maybeFail();
+        await maybeFail();
         await maybeCrash();
         yield delta();
       }
@@ -448,7 +524,8 @@ function* endless(pieces: readonly string[]): Generator<string> {
 /**
  * Options encoded in a scripted model id, so a browser test can choose faults through the worker boundary:
  * `scripted:name?addsBos=1&delayMs=5&failAfterTokens=3&failName=DeviceLostError&failOnLoad=ModelNotFoundError
- * &crashAfterTokens=2&emptyEvery=3&lengthEvery=4&contextWindow=1024`.
+ * &crashAfterTokens=2&emptyEvery=3&lengthEvery=4&contextWindow=1024`; limited faults add
+ * `faultFromInstruction=3&failTimes=1` (or `crashTimes=1`): "fail once, at the third instruction".
  */
 export function scriptedOptionsFromModelId(modelId: string): ScriptedEngineOptions {
   const q = modelId.indexOf('?');
@@ -472,6 +549,13 @@ export function scriptedOptionsFromModelId(modelId: string): ScriptedEngineOptio
   }
   const crash = num('crashAfterTokens');
   if (crash !== undefined) options.uncaughtErrorAfterTokens = crash;
+  const faultFrom = num('faultFromInstruction');
+  if (faultFrom !== undefined) options.faultFromInstruction = faultFrom;
+  const failTimes = num('failTimes');
+  if (failTimes !== undefined) options.failTimes = failTimes;
+  const crashTimes = num('crashTimes');
+  if (crashTimes !== undefined) options.crashTimes = crashTimes;
+  if (faultFrom !== undefined || failTimes !== undefined || crashTimes !== undefined) options.faultKey = modelId;
   const failLoad = params.get('failOnLoad');
   if (failLoad) options.failOnLoad = namedError(failLoad, `Scripted failure while loading: ${failLoad}.`);
   const empty = num('emptyEvery');
@@ -482,8 +566,15 @@ export function scriptedOptionsFromModelId(modelId: string): ScriptedEngineOptio
 }
 
 /** The engine for a scripted model id, with its fault options (the worker's entry point in test builds). */
-export function createScriptedEngine(modelId: string): ScriptedMLCEngine {
-  return new ScriptedMLCEngine(scriptedOptionsFromModelId(modelId));
+export function createScriptedEngine(modelId: string, faultLedger?: FaultLedger): ScriptedMLCEngine {
+  const options = scriptedOptionsFromModelId(modelId);
+  if (faultLedger) options.faultLedger = faultLedger;
+  return new ScriptedMLCEngine(options);
+}
+
+/** Forgets that a scripted model was "downloaded" (the test stand-in for deleting a model from the cache). */
+export function forgetScriptedModel(modelId: string): boolean {
+  return downloaded.delete(modelId);
 }
 
 /** Whether a scripted model id was "downloaded" in this thread. */

@@ -89,18 +89,41 @@ export interface ListedModel {
   vram_required_MB?: number;
   low_resource_required?: boolean;
   context_window_size?: number;
+  /** The weights URL (WebLLM's ModelRecord.model), so the page can read the model's mlc-chat-config.json. */
+  model_url?: string;
+}
+
+/** A model the user adds by URL: appended to the worker's appConfig model_list (WebLLM's ModelRecord fields). */
+export interface CustomModelRecord {
+  /** Absolute weights URL; WebLLM appends "resolve/main/" unless a resolve/…/ part is present. */
+  model: string;
+  model_id: string;
+  /** Absolute URL of the model library (wasm). */
+  model_lib: string;
+  vram_required_MB?: number;
+  overrides?: { context_window_size?: number };
 }
 
 export interface EngineWorkerApi {
   capabilities(): Promise<GpuCapabilities>;
   /** WebLLM's prebuilt model list (plus scripted models in test builds); the page filters it (core/models.ts). */
   listModels(): Promise<ListedModel[]>;
-  /** Which model ids have their weights in the browser cache (unknown ids: false). */
-  cachedModels(ids: string[]): Promise<Record<string, boolean>>;
-  /** Loads the model (unloading any other), then runs the BOS probe with `probeToken` (one token for the family). */
-  load(modelId: string, probeToken: string, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel>;
+  /** Which model ids have their weights in the browser cache (unknown ids: false); `custom` names added models. */
+  cachedModels(ids: string[], custom?: CustomModelRecord[]): Promise<Record<string, boolean>>;
+  /**
+   * Loads the model (unloading any other), then runs the BOS probe with `probeToken` (one token for the family).
+   * `custom`: a model the prebuilt list does not have, appended to the appConfig for this load.
+   */
+  load(
+    modelId: string,
+    probeToken: string,
+    onProgress?: (p: LoadProgress) => void,
+    custom?: CustomModelRecord,
+  ): Promise<LoadedModel>;
   complete(req: CompletionRequest, onDelta?: (d: string) => void): Promise<CompletionResult>;
   /** Ends the running completion (it resolves with finishReason 'abort'); a no-op when none is running. */
   interrupt(): Promise<void>;
   unload(): Promise<void>;
+  /** Deletes the model's weights, wasm and config from the browser cache (WebLLM's deleteModelAllInfoInCache). */
+  deleteCachedModel(modelId: string): Promise<void>;
 }

@@ -7,7 +7,14 @@ import { proxy, wrap, type Remote } from 'comlink';
 import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from '../core/engine';
 import { classifyEngineError, EngineError } from '../core/errors';
 import { engineErrorFrom, validateCompletionRequest } from './webllm-adapter';
-import type { EngineWorkerApi, GpuCapabilities, ListedModel, LoadedModel, LoadProgress } from './worker-api';
+import type {
+  CustomModelRecord,
+  EngineWorkerApi,
+  GpuCapabilities,
+  ListedModel,
+  LoadedModel,
+  LoadProgress,
+} from './worker-api';
 
 export interface EngineClientOptions {
   /** Creates the worker; tests pass their own to reach the Worker object. */
@@ -49,15 +56,28 @@ export class EngineClient implements TextEngine {
     return this.call((api) => api.listModels());
   }
 
-  cachedModels(ids: string[]): Promise<Record<string, boolean>> {
-    return this.call((api) => api.cachedModels(ids));
+  cachedModels(ids: string[], custom?: CustomModelRecord[]): Promise<Record<string, boolean>> {
+    return this.call((api) => (custom === undefined ? api.cachedModels(ids) : api.cachedModels(ids, custom)));
   }
 
-  async load(modelId: string, probeToken: string, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
+  async load(
+    modelId: string,
+    probeToken: string,
+    onProgress?: (p: LoadProgress) => void,
+    custom?: CustomModelRecord,
+  ): Promise<LoadedModel> {
     this.loaded = undefined;
-    const model = await this.call((api) => api.load(modelId, probeToken, onProgress ? proxy(onProgress) : undefined));
+    const progress = onProgress ? proxy(onProgress) : undefined;
+    const model = await this.call((api) =>
+      custom === undefined ? api.load(modelId, probeToken, progress) : api.load(modelId, probeToken, progress, custom),
+    );
     this.loaded = model;
     return model;
+  }
+
+  /** Frees the model's space in the browser cache; the next load downloads it again. */
+  deleteCachedModel(modelId: string): Promise<void> {
+    return this.call((api) => api.deleteCachedModel(modelId));
   }
 
   async unload(): Promise<void> {
@@ -94,9 +114,16 @@ export class EngineClient implements TextEngine {
     if (this.connection) await this.connection.api.interrupt();
   }
 
-  /** Stops the worker now; pending calls reject ('aborted') and the next call starts a fresh worker. */
-  terminate(): void {
-    this.drop(new EngineError(classifyEngineError({ kind: 'aborted', message: 'The engine worker was stopped.' })));
+  /**
+   * Stops the worker now; pending calls reject ('aborted', or `reason` classified, e.g. to stand for a crash) and
+   * the next call starts a fresh worker.
+   */
+  terminate(reason?: unknown): void {
+    this.drop(
+      reason === undefined
+        ? new EngineError(classifyEngineError({ kind: 'aborted', message: 'The engine worker was stopped.' }))
+        : engineErrorFrom(reason),
+    );
   }
 
   private connect(): Connection {

@@ -9,6 +9,7 @@ import { EngineError } from '../core/errors';
 import { WebLLMTextEngine, type MLCEngineLike } from './webllm-adapter';
 import {
   parseProgress,
+  type CustomModelRecord,
   type EngineWorkerApi,
   type GpuCapabilities,
   type ListedModel,
@@ -19,9 +20,11 @@ export interface EngineWorkerDeps {
   capabilities(): Promise<GpuCapabilities>;
   listModels(): ListedModel[] | Promise<ListedModel[]>;
   /** Whether the model's weights are in the browser cache; may throw for unknown ids (reported as false). */
-  isCached(modelId: string): Promise<boolean>;
+  isCached(modelId: string, custom?: CustomModelRecord): Promise<boolean>;
   /** The model's context window in tokens. */
-  contextWindow(modelId: string): number;
+  contextWindow(modelId: string, custom?: CustomModelRecord): number;
+  /** Removes the model from the browser cache; absent: deleting is not supported (rejects). */
+  deleteCached?(modelId: string): Promise<void>;
 }
 
 function namedError(name: string, message: string): Error {
@@ -51,7 +54,7 @@ async function wire<T>(work: () => Promise<T>): Promise<T> {
 }
 
 export function createEngineWorkerApi(
-  makeEngine: (modelId: string) => MLCEngineLike | Promise<MLCEngineLike>,
+  makeEngine: (modelId: string, custom?: CustomModelRecord) => MLCEngineLike | Promise<MLCEngineLike>,
   deps: EngineWorkerDeps,
 ): EngineWorkerApi {
   let engine: MLCEngineLike | undefined;
@@ -73,20 +76,26 @@ export function createEngineWorkerApi(
 
     listModels: () => wire(async () => deps.listModels()),
 
-    cachedModels: (ids) =>
+    cachedModels: (ids, custom = []) =>
       wire(async () => {
         const entries = await Promise.all(
-          ids.map(async (id) => [id, await deps.isCached(id).catch(() => false)] as const),
+          ids.map(async (id) => {
+            const record = custom.find((c) => c.model_id === id);
+            return [id, await deps.isCached(id, record).catch(() => false)] as const;
+          }),
         );
         return Object.fromEntries(entries);
       }),
 
-    load: (modelId, probeToken, onProgress) =>
+    load: (modelId, probeToken, onProgress, custom) =>
       wire(async () => {
+        if (custom !== undefined && custom.model_id !== modelId) {
+          throw namedError('ModelNotFoundError', `The custom model record is for ${custom.model_id}, not ${modelId}.`);
+        }
         const generation = ++loadGeneration;
         const superseded = (): boolean => generation !== loadGeneration;
         await dropCurrent();
-        const next = await makeEngine(modelId);
+        const next = await makeEngine(modelId, custom);
         latest = next;
         const abandon = async (): Promise<never> => {
           // The real worker reuses one MLCEngine, which the newer load is using now: leave that one alone.
@@ -120,7 +129,7 @@ export function createEngineWorkerApi(
         }
         if (superseded()) return abandon();
         textEngine = text;
-        const model: LoadedModel = { modelId, addsBos, contextWindow: deps.contextWindow(modelId) };
+        const model: LoadedModel = { modelId, addsBos, contextWindow: deps.contextWindow(modelId, custom) };
         return model;
       }),
 
@@ -162,6 +171,12 @@ export function createEngineWorkerApi(
       wire(async () => {
         loadGeneration++;
         await dropCurrent();
+      }),
+
+    deleteCachedModel: (modelId) =>
+      wire(async () => {
+        if (!deps.deleteCached) throw new Error('This engine cannot delete cached models.');
+        await deps.deleteCached(modelId);
       }),
   };
 }

@@ -3,8 +3,9 @@
  * database ("magpie-web"); every write that changes a run's counters happens in the same transaction as the
  * record or rejection it counts, so a crash never leaves counters and data disagreeing.
  */
-import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { openDB, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type IDBPTransaction, type StoreNames } from 'idb';
 import type { MagpieRecord, RejectedInstruction, Run, RunCounters } from '../core/record';
+import { normalizeRunStatus } from '../core/run-state';
 
 export const DEFAULT_DB_NAME = 'magpie-web';
 
@@ -44,6 +45,17 @@ const UPGRADES: readonly UpgradeStep[] = [
     records.createIndex('by-run', 'runId');
     const rejections = db.createObjectStore('rejections', { autoIncrement: true });
     rejections.createIndex('by-run', 'runId');
+  },
+  // 1 → 2: the run state machine (queued → loading → running ⇄ paused → done | failed) renames two statuses.
+  (_db, tx) => {
+    const runs = tx.objectStore('runs');
+    // Only IndexedDB requests are awaited, so the versionchange transaction stays open until the last put.
+    void (async () => {
+      for (let cursor = await runs.openCursor(); cursor; cursor = await cursor.continue()) {
+        const status = normalizeRunStatus(cursor.value.status);
+        if (status !== cursor.value.status) await cursor.update({ ...cursor.value, status });
+      }
+    })();
   },
 ];
 
@@ -135,6 +147,40 @@ function abortQuietly(tx: { abort(): void }): void {
     tx.abort();
   } catch {
     // Already committed or aborted: nothing left to undo.
+  }
+}
+
+/** Rows written by older versions may carry renamed statuses; every run read goes through here. */
+function readRun(run: Run): Run {
+  const status = normalizeRunStatus(run.status);
+  return status === run.status ? run : { ...run, status };
+}
+
+/** Test builds only: slow or failing record commits, so end-to-end tests can reload mid-commit or fill the disk. */
+export interface CommitTestHooks {
+  /** Keep each record's transaction open this long before it commits. */
+  delayMs?: number;
+  /** Every record commit fails with a QuotaExceededError DOMException (cleared by deleting a run). */
+  quotaFull?: boolean;
+  /** Called with true when a held commit starts and false when its hold ends. */
+  onHold?: (holding: boolean) => void;
+}
+
+export const commitTestHooks: CommitTestHooks = {};
+
+type RunsStoreInTx = IDBPObjectStore<MagpieDB, ('runs' | 'records' | 'rejections')[], 'runs', 'readwrite'>;
+
+async function holdCommitForTest(runs: RunsStoreInTx, runId: string): Promise<void> {
+  if (commitTestHooks.quotaFull) throw new DOMException('Simulated: the quota for this origin is used up.', 'QuotaExceededError');
+  const delay = commitTestHooks.delayMs ?? 0;
+  if (delay <= 0) return;
+  commitTestHooks.onHold?.(true);
+  try {
+    // A transaction commits as soon as it has no pending request, so keep one in flight until the delay is over.
+    const end = Date.now() + delay;
+    while (Date.now() < end) await runs.get(runId);
+  } finally {
+    commitTestHooks.onHold?.(false);
   }
 }
 
@@ -271,13 +317,14 @@ export class MagpieStore {
   }
 
   async getRun(id: string): Promise<Run | undefined> {
-    return this.guard((db) => db.get('runs', id));
+    const run = await this.guard((db) => db.get('runs', id));
+    return run && readRun(run);
   }
 
   /** All runs, most recently updated first. */
   async listRuns(): Promise<Run[]> {
     const runs = await this.guard((db) => db.getAllFromIndex('runs', 'by-updatedAt'));
-    return runs.reverse();
+    return runs.reverse().map(readRun);
   }
 
   /** Applies `patch` to the stored run, stamps updatedAt with the current time, and returns the stored result. */
@@ -293,6 +340,30 @@ export class MagpieStore {
         await tx.store.put(next);
         await done;
         return next;
+      } catch (err) {
+        abortQuietly(tx);
+        await done.catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Replaces a stored record (same uuid, run and seq) — used to save a hand-made preference judgement. The record
+   * must exist: this never adds one, so counters stay right.
+   */
+  async updateRecord(record: MagpieRecord): Promise<void> {
+    await this.guard(async (db) => {
+      const tx = db.transaction('records', 'readwrite');
+      const done = tx.done;
+      done.catch(() => undefined);
+      try {
+        const current = await tx.store.get(record.uuid);
+        if (!current || current.runId !== record.runId || current.seq !== record.seq) {
+          throw new StorageError(`Record ${record.uuid} is not stored; it cannot be updated.`);
+        }
+        await tx.store.put(record);
+        await done;
       } catch (err) {
         abortQuietly(tx);
         await done.catch(() => undefined);
@@ -320,6 +391,8 @@ export class MagpieStore {
           ...rejectionKeys.map((k) => rejections.delete(k)),
         ]);
         await done;
+        // Deleting a run is how a user frees space: the simulated full disk of the e2e tests ends here too.
+        if (__MAGPIE_TEST_BUILD__) commitTestHooks.quotaFull = false;
       } catch (err) {
         abortQuietly(tx);
         await done.catch(() => undefined);
@@ -366,6 +439,7 @@ export class MagpieStore {
         const run = await runs.get(runId);
         if (!run) throw new RunNotFoundError(runId);
         await Promise.all([add(tx), runs.put({ ...run, counters: { ...counters }, updatedAt: Date.now() })]);
+        if (__MAGPIE_TEST_BUILD__ && storeName === 'records') await holdCommitForTest(runs, runId);
         await done;
       } catch (err) {
         abortQuietly(tx);

@@ -26,7 +26,7 @@ export function makeRun(overrides: Partial<Run> = {}): Run {
     label: 'test-run',
     createdAt: now,
     updatedAt: now,
-    status: 'created',
+    status: 'queued',
     modelId: 'Llama-3-8B-Instruct-q4f16_1-MLC',
     engine: 'webllm',
     templateId: 'llama-3',

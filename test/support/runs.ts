@@ -8,7 +8,7 @@ export function testRun(overrides: Partial<Run> = {}): Run {
     label: 'Test run',
     createdAt: now,
     updatedAt: now,
-    status: 'created',
+    status: 'queued',
     modelId: 'Llama-3-8B-Instruct-q4f32_1-MLC',
     engine: 'webllm',
     templateId: 'llama-3',
