@@ -27,7 +27,10 @@ async function start(root: HTMLElement): Promise<void> {
     render(<FatalError message={message} advice={advice} />, root);
     return;
   }
-  const session = new MagpieSession(new EngineClient(), store);
+  const engine = new EngineClient();
+  // The define drops this branch, and the hooks module, from production builds.
+  const testHooks = __MAGPIE_TEST_BUILD__ ? (await import('./app/test-hooks')).installTestHooks(engine) : undefined;
+  const session = new MagpieSession(engine, store, testHooks ? { extraModelIds: testHooks.extraModelIds } : {});
   render(<App session={session} />, root);
   await session.init();
 }

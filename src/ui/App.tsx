@@ -1,6 +1,11 @@
 import type { MagpieSession } from '../app/session';
+import { CustomModel } from './CustomModel';
+import { EnginePanel } from './EnginePanel';
+import { InterruptedRunsBanner, LongRunPanel } from './Durability';
 import { GpuPanel } from './GpuPanel';
 import { ModelPicker } from './ModelPicker';
+import { PreferenceReview } from './PreferenceReview';
+import { QuirksSettings } from './QuirksSettings';
 import { RecordsList } from './RecordsList';
 import { RunPanel } from './RunPanel';
 import { RunsList } from './RunsList';
@@ -26,14 +31,21 @@ export function App({ session }: { session: MagpieSession }) {
           </button>
         </div>
       ) : null}
+      <InterruptedRunsBanner session={session} state={state} />
       <main class="layout">
         <div class="column setup">
           <GpuPanel gpu={state.gpu} />
-          <ModelPicker session={session} state={state} />
+          <EnginePanel session={session} state={state}>
+            <ModelPicker session={session} state={state} />
+            <CustomModel session={session} state={state} />
+          </EnginePanel>
+          <QuirksSettings session={session} state={state} />
           <SettingsForm session={session} state={state} />
+          <LongRunPanel session={session} state={state} />
         </div>
         <div class="column output">
           <RunPanel session={session} state={state} />
+          <PreferenceReview session={session} records={state.records} />
           <RecordsList
             records={state.records}
             total={state.recordsTotal}

@@ -1,21 +1,29 @@
 import { useEffect } from 'preact/hooks';
 import type { MagpieSession, SessionState } from '../app/session';
-import { EXPORT_FORMATS } from '../core/export';
+import { quirksSummary } from '../app/template-choice';
+import { exportFormatsFor } from '../core/export';
 import type { Run } from '../core/record';
+import { isActiveStatus, isResumable } from '../core/run-state';
+import { RunDurability } from './Durability';
 import { ErrorAdvice } from './GpuPanel';
 import { formatDuration, formatRate } from './format';
+import { stepLabel } from './steps';
 
 const STATUS_TEXT: Record<Run['status'], string> = {
-  created: 'created',
+  queued: 'queued',
+  loading: 'loading model',
   running: 'running',
-  stopped: 'stopped',
+  paused: 'paused',
   done: 'done',
   failed: 'failed',
+  // Version-1 rows (the database upgrade renames them; kept for rows read before it).
+  created: 'queued',
+  stopped: 'paused',
 };
 
 export function statusText(run: Run, active: boolean): string {
-  // A stored "stopped" run that no tab is running may have been cut off by a closed tab: it can be resumed.
-  if (run.status === 'running' && !active) return 'interrupted';
+  // Orphaned runs are marked paused at start-up, so a loading/running run this tab is not running is another tab's.
+  if (isActiveStatus(run.status) && !active) return 'running in another tab';
   return STATUS_TEXT[run.status];
 }
 
@@ -41,7 +49,7 @@ export function RunPanel({ session, state }: { session: MagpieSession; state: Se
 
   const c = run.counters;
   const blocker = active ? null : session.resumeBlocker(run);
-  const canResume = !active && (run.status === 'stopped' || run.status === 'failed' || run.status === 'created');
+  const canResume = !active && isResumable(run) && !state.elsewhere.has(run.id);
   const live = active ? state.live : null;
   const stats = state.statsRunId === run.id ? state.stats : null;
 
@@ -54,12 +62,20 @@ export function RunPanel({ session, state }: { session: MagpieSession; state: Se
         <span class={`badge status-${run.status}`} data-testid="run-status">
           {statusText(run, active)}
         </span>{' '}
-        {run.modelId} · template {run.templateId} · seed {run.settings.seed ?? 'none'}
+        {run.modelId} · template <span data-testid="run-template">{run.templateId}</span>
+        {run.customTemplate ? ` (custom model, ${run.customTemplate.source === 'conv_template' ? 'from its conv_template' : 'hand-written pre-query'})` : ''} · seed{' '}
+        {run.settings.seed ?? 'none'}
+        {run.quirks ? (
+          <>
+            <br />
+            <span data-testid="run-quirks">quirks: {quirksSummary(run.quirks)}</span>
+          </>
+        ) : null}
       </p>
       <div class="actions">
         {active ? (
           <button type="button" class="danger" onClick={() => session.stop()}>
-            Stop
+            Pause
           </button>
         ) : null}
         {canResume ? (
@@ -73,6 +89,7 @@ export function RunPanel({ session, state }: { session: MagpieSession; state: Se
           </small>
         ) : null}
       </div>
+      <RunDurability session={session} state={state} run={run} active={active} />
       <progress class="run-progress" aria-label="Run progress" max={run.settings.count} value={c.accepted} />
       <dl class="counters">
         <div>
@@ -106,11 +123,7 @@ export function RunPanel({ session, state }: { session: MagpieSession; state: Se
       {active ? (
         <div class="live" aria-live="polite" aria-busy={live?.text ? 'true' : 'false'} data-testid="live">
           <p class="live-step">
-            {live?.step === 'instruction'
-              ? `Writing instruction (attempt ${live.attempt})`
-              : live?.step === 'response'
-                ? `Writing response (attempt ${live.attempt})`
-                : 'Starting…'}
+            {stepLabel(live?.step, live?.attempt ?? 0)}
           </p>
           <pre class="stream">{live?.text ?? ''}</pre>
         </div>
@@ -123,7 +136,7 @@ export function RunPanel({ session, state }: { session: MagpieSession; state: Se
       ) : null}
       <div class="downloads" role="group" aria-label="Download records as JSONL">
         <span class="downloads-title">Download JSONL:</span>
-        {EXPORT_FORMATS.map((f) => (
+        {exportFormatsFor(run).map((f) => (
           <button
             key={f.id}
             type="button"

@@ -1,5 +1,8 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { MagpieSession, SessionState } from '../app/session';
+import { prefillSampling } from '../app/template-choice';
+import { defaultModeForm, parseModeForm, type ModeForm } from '../core/modes/form';
+import { ModeSettings } from './ModeSettings';
 import {
   defaultSettings,
   parseSettings,
@@ -58,18 +61,38 @@ export function SettingsForm({ session, state }: { session: MagpieSession; state
   const contextWindow = state.load.status === 'ready' ? state.load.model.contextWindow : undefined;
   const parsed = useMemo(() => parseSettings(values, contextWindow), [values, contextWindow]);
   const errors = parsed.ok ? {} : parsed.errors;
+  const [modeForm, setModeForm] = useState<ModeForm>(defaultModeForm);
+  const loadedModelId = state.load.status === 'ready' ? state.load.model.modelId : undefined;
+  // System prompts are checked against the loaded model's template (Gemma-2 has no system role).
+  const template = useMemo(() => (loadedModelId === undefined ? undefined : session.templateFor(loadedModelId)), [session, loadedModelId]);
+  const modeResult = useMemo(
+    () => parseModeForm(modeForm, { ...(template ? { template } : {}), ...(parsed.ok ? { count: parsed.settings.count } : {}) }),
+    [modeForm, template, parsed],
+  );
   const loaded = state.load.status === 'ready';
   const running = state.activeRunId !== null;
-  const canStart = loaded && parsed.ok && !running;
+  const canStart = loaded && parsed.ok && modeResult.ok && !running;
 
-  const onInput = (field: SettingsField, value: string) => setValues((v) => ({ ...v, [field]: value }));
+  // Fields the user typed in keep their value when the model changes; the others take the family's sampling.
+  const edited = useRef<Set<SettingsField>>(new Set());
+  const familyTemplate = state.selectedModelId ? session.templateFor(state.selectedModelId) : undefined;
+  const familyId = familyTemplate?.id;
+  useEffect(() => {
+    const sampling = familyTemplate?.defaultSampling;
+    if (sampling) setValues((v) => prefillSampling(v, edited.current, sampling));
+    // Keyed by template id: a new template object for the same family must not re-run the prefill.
+  }, [familyId]);
+  const onInput = (field: SettingsField, value: string) => {
+    edited.current.add(field);
+    setValues((v) => ({ ...v, [field]: value }));
+  };
   const common = { values, errors, onInput };
 
   const why = !loaded
     ? 'Load a model to start.'
     : running
       ? 'A run is in progress.'
-      : !parsed.ok
+      : !parsed.ok || !modeResult.ok
         ? 'Fix the highlighted settings to start.'
         : '';
 
@@ -80,7 +103,7 @@ export function SettingsForm({ session, state }: { session: MagpieSession; state
         noValidate
         onSubmit={(e) => {
           e.preventDefault();
-          if (canStart && parsed.ok) void session.startRun(parsed.settings);
+          if (canStart && parsed.ok && modeResult.ok) void session.startRun(parsed.settings, modeResult.modes);
         }}
       >
         <div class="grid two">
@@ -108,6 +131,7 @@ export function SettingsForm({ session, state }: { session: MagpieSession; state
             <Field field="responseMaxTokens" label="Max tokens" inputMode="numeric" {...common} />
           </div>
         </fieldset>
+        <ModeSettings session={session} state={state} form={modeForm} result={modeResult} onChange={setModeForm} />
         <div class="actions">
           <button type="submit" disabled={!canStart} aria-describedby={why ? 'start-why' : undefined}>
             Start

@@ -90,8 +90,8 @@ test('Stop mid-run, then Resume reaches the target with seq 1..N and no duplicat
   await fillSettings(page, { count: String(target), seed: '77' });
   await startButton(page).click();
   await expect.poll(() => accepted(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
-  await page.getByRole('button', { name: 'Stop' }).click();
-  await expect(page.getByTestId('run-status')).toHaveText('stopped');
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByTestId('run-status')).toHaveText('paused');
   const atStop = await accepted(page);
   expect(atStop).toBeLessThan(target);
   await expect(recordItems(page)).toHaveCount(Math.min(atStop, 20));
@@ -112,24 +112,23 @@ test('Stop mid-run, then Resume reaches the target with seq 1..N and no duplicat
   await expect(page.getByRole('button', { name: /Load more/ })).toHaveCount(0);
 });
 
-test('a run cut off by closing the tab shows as stopped with Resume after reload', async ({ page }) => {
+test('a run cut off by closing the tab shows as interrupted, and one click on Resume reloads the model and continues', async ({ page }) => {
   await page.goto('/');
   await loadScriptedModel(page);
   await fillSettings(page, { count: '500', seed: '5' });
   await startButton(page).click();
   await expect.poll(() => accepted(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
   await page.reload();
-  await expect(page.getByTestId('run-status')).toHaveText('stopped');
+  await expect(page.getByTestId('run-status')).toHaveText('paused');
+  await expect(page.getByTestId('pause-message')).toContainText('interrupted');
   const resume = page.getByRole('button', { name: 'Resume' });
-  await expect(resume).toBeDisabled();
-  await expect(page.getByText(/to resume this run/)).toBeVisible();
-  const before = await accepted(page);
-  await loadScriptedModel(page);
   await expect(resume).toBeEnabled();
+  const before = await accepted(page);
   await resume.click();
+  await expect(page.getByTestId('loaded-model')).toBeVisible();
   await expect.poll(() => accepted(page), { timeout: 30_000 }).toBeGreaterThan(before);
-  await page.getByRole('button', { name: 'Stop' }).click();
-  await expect(page.getByTestId('run-status')).toHaveText('stopped');
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByTestId('run-status')).toHaveText('paused');
 
   // Delete asks first; accepting removes the run and its records.
   page.once('dialog', (d) => void d.accept());
