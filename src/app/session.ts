@@ -3,7 +3,7 @@
  * exposes an immutable state snapshot with subscribe/notify. No DOM rendering here; the UI only reads `state` and
  * calls the methods.
  */
-import type { CompleteOptions, CompletionRequest, CompletionResult } from '../core/engine';
+import type { TextEngine } from '../core/engine';
 import { classifyEngineError, type ClassifiedError } from '../core/errors';
 import type { ExportFormat } from '../core/export';
 import { buildModelOptions, defaultModelId, type ModelOption } from '../core/models';
@@ -28,6 +28,7 @@ import { defaultChoice, registryTemplate, withQuirk, type QuirkKey, type Templat
 import {
   SCRIPTED_MODEL_PREFIX,
   type CustomModelRecord,
+  type EngineWorkerApi,
   type GpuCapabilities,
   type ListedModel,
   type LoadedModel,
@@ -48,22 +49,10 @@ import {
   type StorageReport,
 } from './run-environment';
 
-/** What the session needs from the engine client (EngineClient implements it). */
-export interface SessionEngine {
-  capabilities(): Promise<GpuCapabilities>;
-  listModels(): Promise<ListedModel[]>;
-  cachedModels(ids: string[], custom?: CustomModelRecord[]): Promise<Record<string, boolean>>;
-  /** `custom`: a model added by URL, which the worker appends to its model list for this load. */
-  load(
-    modelId: string,
-    probeToken: string,
-    onProgress: (p: LoadProgress) => void,
-    custom?: CustomModelRecord,
-  ): Promise<LoadedModel>;
-  complete(request: CompletionRequest, options?: CompleteOptions): Promise<CompletionResult>;
-  /** Frees a model's space in the browser cache (absent: the UI offers no delete). */
-  deleteCachedModel?(modelId: string): Promise<void>;
-}
+/** What the session needs from the engine client (EngineClient implements it); the rest is optional. */
+export type SessionEngine = TextEngine &
+  Pick<EngineWorkerApi, 'capabilities' | 'listModels' | 'cachedModels' | 'load'> &
+  Partial<Pick<EngineWorkerApi, 'deleteCachedModel'>>;
 
 /** What the session needs from storage (MagpieStore implements it). */
 export type SessionStore = Pick<

@@ -1,3 +1,5 @@
+import { classifyEngineError, EngineError } from './errors';
+
 /**
  * The one interface the Magpie pipeline talks to. WebLLM (in a worker), a remote OpenAI-compatible server and the
  * scripted test engine all implement it, so nothing in src/core imports an engine.
@@ -81,4 +83,43 @@ export async function probeAddsBos(engine: TextEngine, oneTokenPrompt: string): 
   throw new Error(
     `BOS probe: a one-token prompt was counted as ${n} tokens; cannot tell whether the engine adds BOS.`,
   );
+}
+
+function invalid(message: string): EngineError {
+  return new EngineError(classifyEngineError({ kind: 'invalid-request', message }));
+}
+
+/** Rejects settings WebLLM would reject (or silently misread) before anything is sent. */
+export function validateCompletionRequest(req: CompletionRequest): void {
+  if (typeof req.prompt !== 'string') throw invalid('The prompt must be a string.');
+  if (req.seed !== undefined && !Number.isInteger(req.seed)) {
+    throw invalid(`The seed must be an integer (got ${String(req.seed)}).`);
+  }
+  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) {
+    throw invalid(`Max tokens must be a whole number of at least 1 (got ${String(req.maxTokens)}).`);
+  }
+  if (!(req.temperature >= 0) || !Number.isFinite(req.temperature)) {
+    throw invalid(`Temperature must be 0 or more (got ${String(req.temperature)}).`);
+  }
+  if (!(req.topP > 0 && req.topP <= 1)) {
+    throw invalid(`Top-p must be greater than 0 and at most 1 (got ${String(req.topP)}).`);
+  }
+  if (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string' || s === '')) {
+    throw invalid('Stop strings must be non-empty strings.');
+  }
+  for (const [id, bias] of Object.entries(req.logitBias ?? {})) {
+    if (!/^\d+$/.test(id)) throw invalid(`Logit bias keys must be token ids (got "${id}").`);
+    if (!(bias >= -100 && bias <= 100)) throw invalid(`Logit bias for token ${id} must be in [-100, 100].`);
+  }
+}
+
+/** Cuts at the earliest stop string, as an engine does with the request's stop strings. */
+export function cutAtStop(text: string, stop: readonly string[]): string {
+  let cut = text.length;
+  for (const s of stop) {
+    if (s === '') continue;
+    const i = text.indexOf(s);
+    if (i !== -1 && i < cut) cut = i;
+  }
+  return text.slice(0, cut);
 }

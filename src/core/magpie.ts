@@ -3,8 +3,8 @@
  * 1. instruction: the model continues the raw pre-query template and writes a user query;
  * 2. response: the query is rendered as a normal user turn plus the assistant header, and the model answers it.
  */
-import type { CompletionRequest, CompletionResult, TextEngine } from './engine';
-import { completeWithFirstTokenBan, instructionStopFor, type Quirks } from './quirks';
+import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from './engine';
+import { completeWithFirstTokenBan, instructionStopFor, type FirstTokenBan, type Quirks } from './quirks';
 import type { RejectionReason, SamplingSettings, StepInfo } from './record';
 import { sanitizeInstruction, type SanitizeRuleName } from './sanitize';
 import type { ChatTemplate } from './templates/types';
@@ -47,18 +47,8 @@ export function responsePrompt(template: ChatTemplate, instruction: string, engi
   return withBos(template, body, engineAddsBos);
 }
 
-async function runStep(
-  engine: TextEngine,
-  request: CompletionRequest,
-  ctx: StepContext,
-  ban?: Quirks['firstTokenBan'],
-): Promise<{ result: CompletionResult; step: StepInfo }> {
-  const now = ctx.now ?? (() => Date.now());
-  const started = now();
-  const options = { ...(ctx.onDelta ? { onDelta: ctx.onDelta } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
-  const result = ban
-    ? (await completeWithFirstTokenBan(engine, request, ban, options)).result
-    : await engine.complete(request, options);
+/** The StepInfo of one engine call: what was sent, what came back, and how long it took. */
+export function stepInfo(request: CompletionRequest, result: CompletionResult, durationMs: number): StepInfo {
   const step: StepInfo = {
     prompt: request.prompt,
     temperature: request.temperature,
@@ -69,7 +59,7 @@ async function runStep(
     finishReason: result.finishReason,
     promptTokens: result.usage.promptTokens,
     completionTokens: result.usage.completionTokens,
-    durationMs: now() - started,
+    durationMs,
   };
   if (result.usage.timeToFirstTokenSeconds !== undefined) {
     step.timeToFirstTokenMs = result.usage.timeToFirstTokenSeconds * 1000;
@@ -77,10 +67,16 @@ async function runStep(
   if (result.usage.decodeTokensPerSecond !== undefined) {
     step.decodeTokensPerSecond = result.usage.decodeTokensPerSecond;
   }
-  return { result, step };
+  return step;
 }
 
-function request(prompt: string, sampling: SamplingSettings, stop: readonly string[], seed: number | null): CompletionRequest {
+/** A completion request from sampling settings; no seed field when the run has none. */
+export function completionRequest(
+  prompt: string,
+  sampling: Pick<SamplingSettings, 'temperature' | 'topP' | 'maxTokens'>,
+  stop: readonly string[],
+  seed: number | null,
+): CompletionRequest {
   const req: CompletionRequest = {
     prompt,
     temperature: sampling.temperature,
@@ -90,6 +86,31 @@ function request(prompt: string, sampling: SamplingSettings, stop: readonly stri
   };
   if (seed !== null) req.seed = seed;
   return req;
+}
+
+/** One engine call, with the first-token ban when asked for, timed and recorded as a StepInfo. */
+export async function callEngine(
+  engine: TextEngine,
+  request: CompletionRequest,
+  options: CompleteOptions,
+  now: () => number,
+  ban?: FirstTokenBan | null,
+): Promise<{ result: CompletionResult; step: StepInfo }> {
+  const started = now();
+  const result = ban
+    ? (await completeWithFirstTokenBan(engine, request, ban, options)).result
+    : await engine.complete(request, options);
+  return { result, step: stepInfo(request, result, now() - started) };
+}
+
+function runStep(
+  engine: TextEngine,
+  request: CompletionRequest,
+  ctx: StepContext,
+  ban?: FirstTokenBan | null,
+): Promise<{ result: CompletionResult; step: StepInfo }> {
+  const options = { ...(ctx.onDelta ? { onDelta: ctx.onDelta } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  return callEngine(engine, request, options, ctx.now ?? (() => Date.now()), ban);
 }
 
 /**
@@ -106,7 +127,7 @@ export async function generateInstruction(
   const prompt = instructionPrompt(template, ctx.engineAddsBos, system);
   const stop = ctx.quirks ? instructionStopFor(template, ctx.quirks) : template.instructionStop;
   const ban = ctx.quirks?.firstTokenBan ?? undefined;
-  const { result, step } = await runStep(engine, request(prompt, sampling, stop, ctx.seed), ctx, ban);
+  const { result, step } = await runStep(engine, completionRequest(prompt, sampling, stop, ctx.seed), ctx, ban);
   if (result.finishReason === 'abort') return { kind: 'aborted', step };
   if (result.finishReason === 'length') return { kind: 'rejected', reason: 'length', text: result.text, step };
   const raw = result.text.trim();
@@ -132,7 +153,7 @@ export async function generateResponse(
   ctx: StepContext,
 ): Promise<ResponseOutcome> {
   const prompt = responsePrompt(template, instruction, ctx.engineAddsBos);
-  const { result, step } = await runStep(engine, request(prompt, sampling, template.responseStop, ctx.seed), ctx);
+  const { result, step } = await runStep(engine, completionRequest(prompt, sampling, template.responseStop, ctx.seed), ctx);
   if (result.finishReason === 'abort') return { kind: 'aborted', step };
   return { kind: 'done', response: result.text.trim(), step };
 }

@@ -2,7 +2,7 @@
  * Per-family quirks of the Magpie reference, as options with the reference's defaults: which stops the instruction
  * step uses, whether its first token may be a markdown header, and whether the query is sanitized afterwards.
  */
-import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from './engine';
+import { cutAtStop, type CompleteOptions, type CompletionRequest, type CompletionResult, type TextEngine } from './engine';
 import type { ChatTemplate } from './templates/types';
 
 /** Tokens the first generated token may not be (Llama-3.1+: markdown headers), by id and by text. */
@@ -90,20 +90,11 @@ export type TwoPhaseNext =
    */
   | { kind: 'incomplete' };
 
-/** Cut at the earliest stop string, as the engine would have in one completion. */
-function cutAtStop(text: string, stops: readonly string[]): { text: string; cut: boolean } {
-  let at = -1;
-  for (const stop of stops) {
-    if (stop === '') continue;
-    const i = text.indexOf(stop);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at < 0 ? { text, cut: false } : { text: text.slice(0, at), cut: true };
-}
-
 function joinResults(first: CompletionResult, rest: CompletionResult, stops: readonly string[]): CompletionResult {
   // A stop string that spans the phase boundary is invisible to either phase alone.
-  const joined = cutAtStop(first.text + rest.text, stops);
+  const whole = first.text + rest.text;
+  const text = cutAtStop(whole, stops);
+  const joined = { text, cut: text.length < whole.length };
   const usage: CompletionResult['usage'] = {
     // The second prompt re-counts the first token; the real prompt is the first phase's.
     promptTokens: first.usage.promptTokens,

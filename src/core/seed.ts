@@ -17,11 +17,26 @@ export type SeedStep = string;
 const STEP_KEYS: Record<string, number> = { instruction: 0x1b873593, response: 0x27d4eb2f };
 
 function stepKey(step: SeedStep): number {
-  const known = STEP_KEYS[step];
-  if (known !== undefined) return known;
-  let h = 0x811c9dc5; // FNV-1a
-  for (let i = 0; i < step.length; i++) h = Math.imul(h ^ step.charCodeAt(i), 0x01000193);
+  return STEP_KEYS[step] ?? fnv1a32(step);
+}
+
+/** FNV-1a over UTF-16 code units: a stable 32-bit hash of a string. */
+export function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h >>> 0;
+}
+
+/** mulberry32: a small 32-bit PRNG; uniform floats in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 export function deriveSeed(runSeed: number, attempt: number, step: SeedStep): number {

@@ -13,7 +13,7 @@ import type {
 } from '../core/engine';
 import { classifyEngineError, EngineError, type EngineErrorKind } from '../core/errors';
 import { SseParser } from '../core/sse';
-import { cutAtStop, validateCompletionRequest } from './webllm-adapter';
+import { cutAtStop, validateCompletionRequest } from '../core/engine';
 
 export interface BackoffOptions {
   /** Delay cap of the first retry; it doubles per retry. Default 500. */

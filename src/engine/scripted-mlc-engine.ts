@@ -6,6 +6,7 @@
  */
 import type { ChatOptions, Completion, CompletionCreateParamsStreaming, InitProgressCallback } from '@mlc-ai/web-llm';
 import type { MLCEngineLike } from './webllm-adapter';
+import { fnv1a32 } from '../core/seed';
 
 export interface ScriptedEngineOptions {
   /** Delay per generated token in ms: a fixed number, or [min, max] picked per token. Default [0, 2]. */
@@ -172,15 +173,6 @@ function namedError(name: string, message: string): Error {
   return e;
 }
 
-/** FNV-1a, 32 bit: a stable hash so the same (seed, prompt) always gives the same text. */
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 function pick<T>(list: readonly T[], h: number): T {
   const item = list[h % list.length];
@@ -346,7 +338,7 @@ export class ScriptedMLCEngine implements MLCEngineLike {
     const prompt = request.prompt;
     const greedy = request.temperature === 0;
     const seedPart = greedy ? 'greedy' : String(request.seed ?? `unseeded-${++this.unseededRequests}`);
-    const h = hash32(`${seedPart}\u0000${prompt}`);
+    const h = fnv1a32(`${seedPart}\u0000${prompt}`);
     if (prompt.endsWith(USER_HEADER)) {
       const n = ++this.instructionRequests;
       const { emptyInstructionEvery: empty, lengthInstructionEvery: long } = this.options;
@@ -379,7 +371,7 @@ export class ScriptedMLCEngine implements MLCEngineLike {
     const release = await this.acquire();
     try {
       const received = performance.now();
-      const id = `scripted-${hash32(request.prompt + String(received))}`;
+      const id = `scripted-${fnv1a32(request.prompt + String(received))}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (text: string, finish: 'stop' | 'length' | 'abort' | null): Completion => ({
         id,

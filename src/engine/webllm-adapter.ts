@@ -16,7 +16,8 @@ import type {
   FinishReason,
   TextEngine,
 } from '../core/engine';
-import { classifyEngineError, EngineError, toEngineError } from '../core/errors';
+import { EngineError, toEngineError } from '../core/errors';
+import { cutAtStop, validateCompletionRequest } from '../core/engine';
 
 /** The part of web-llm's MLCEngine this app uses; the scripted test engine implements the same shape. */
 export interface MLCEngineLike {
@@ -30,34 +31,6 @@ export interface MLCEngineLike {
   setInitProgressCallback(callback: InitProgressCallback): void;
   /** The current request's text as the engine holds it (stop string already cut); see WebLLMTextEngine. */
   getMessage?(): Promise<string>;
-}
-
-function invalid(message: string): EngineError {
-  return new EngineError(classifyEngineError({ kind: 'invalid-request', message }));
-}
-
-/** Rejects settings WebLLM would reject (or silently misread) before anything is sent. */
-export function validateCompletionRequest(req: CompletionRequest): void {
-  if (typeof req.prompt !== 'string') throw invalid('The prompt must be a string.');
-  if (req.seed !== undefined && !Number.isInteger(req.seed)) {
-    throw invalid(`The seed must be an integer (got ${String(req.seed)}).`);
-  }
-  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) {
-    throw invalid(`Max tokens must be a whole number of at least 1 (got ${String(req.maxTokens)}).`);
-  }
-  if (!(req.temperature >= 0) || !Number.isFinite(req.temperature)) {
-    throw invalid(`Temperature must be 0 or more (got ${String(req.temperature)}).`);
-  }
-  if (!(req.topP > 0 && req.topP <= 1)) {
-    throw invalid(`Top-p must be greater than 0 and at most 1 (got ${String(req.topP)}).`);
-  }
-  if (!Array.isArray(req.stop) || req.stop.some((s) => typeof s !== 'string' || s === '')) {
-    throw invalid('Stop strings must be non-empty strings.');
-  }
-  for (const [id, bias] of Object.entries(req.logitBias ?? {})) {
-    if (!/^\d+$/.test(id)) throw invalid(`Logit bias keys must be token ids (got "${id}").`);
-    if (!(bias >= -100 && bias <= 100)) throw invalid(`Logit bias for token ${id} must be in [-100, 100].`);
-  }
 }
 
 /** The request exactly as WebLLM receives it; optional fields are left out rather than sent as undefined. */
@@ -74,17 +47,6 @@ export function toWebLLMRequest(req: CompletionRequest): CompletionCreateParamsS
   if (req.seed !== undefined) out.seed = req.seed;
   if (req.logitBias !== undefined && Object.keys(req.logitBias).length > 0) out.logit_bias = { ...req.logitBias };
   return out;
-}
-
-/** Cuts at the earliest stop string (fallback for engines without getMessage). */
-export function cutAtStop(text: string, stop: readonly string[]): string {
-  let cut = text.length;
-  for (const s of stop) {
-    if (s === '') continue;
-    const i = text.indexOf(s);
-    if (i !== -1 && i < cut) cut = i;
-  }
-  return text.slice(0, cut);
 }
 
 function mapUsage(u: NonNullable<Completion['usage']>): CompletionUsage {

@@ -6,7 +6,8 @@
 import { proxy, wrap, type Remote } from 'comlink';
 import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from '../core/engine';
 import { classifyEngineError, EngineError } from '../core/errors';
-import { engineErrorFrom, validateCompletionRequest } from './webllm-adapter';
+import { validateCompletionRequest } from '../core/engine';
+import { engineErrorFrom } from './webllm-adapter';
 import type {
   CustomModelRecord,
   EngineWorkerApi,

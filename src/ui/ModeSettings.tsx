@@ -6,6 +6,7 @@
 import { useState } from 'preact/hooks';
 import type { JSX } from 'preact';
 import type { MagpieSession, SessionState } from '../app/session';
+import { TextField } from './TextField';
 import type { ModeForm, ModeFormErrors, ModeFormResult, MixRow, SystemPromptRow } from '../core/modes/form';
 import { modeFormFrom } from '../core/modes/form';
 import { parseInstructionFile } from '../core/modes/instructions-file';
@@ -19,47 +20,6 @@ const MODES: ReadonlyArray<{ id: ModeKind; label: string }> = [
   { id: 'preference', label: 'Preference pairs (DPO)' },
 ];
 
-interface TextProps {
-  id: string;
-  label: string;
-  value: string;
-  error?: string | undefined;
-  hint?: string;
-  multiline?: boolean;
-  inputMode?: 'numeric' | 'decimal' | 'text';
-  onInput: (value: string) => void;
-}
-
-function TextField({ id, label, value, error, hint, multiline, inputMode = 'text', onInput }: TextProps) {
-  const describedBy = [error ? `${id}-error` : '', hint ? `${id}-hint` : ''].filter(Boolean).join(' ') || undefined;
-  const common = {
-    id,
-    value,
-    'aria-invalid': error ? ('true' as const) : ('false' as const),
-    'aria-describedby': describedBy,
-    spellcheck: multiline ? true : false,
-  };
-  return (
-    <div class={error ? 'field invalid' : 'field'}>
-      <label for={id}>{label}</label>
-      {multiline ? (
-        <textarea {...common} rows={3} onInput={(e) => onInput(e.currentTarget.value)} />
-      ) : (
-        <input {...common} type="text" inputMode={inputMode} autoComplete="off" onInput={(e) => onInput(e.currentTarget.value)} />
-      )}
-      {hint ? (
-        <small id={`${id}-hint`} class="hint">
-          {hint}
-        </small>
-      ) : null}
-      {error ? (
-        <small id={`${id}-error`} class="error">
-          {error}
-        </small>
-      ) : null}
-    </div>
-  );
-}
 
 function Check({ id, label, checked, onChange }: { id: string; label: string; checked: boolean; onChange: (v: boolean) => void }) {
   return (

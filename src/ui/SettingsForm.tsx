@@ -3,6 +3,7 @@ import type { MagpieSession, SessionState } from '../app/session';
 import { prefillSampling } from '../app/template-choice';
 import { defaultModeForm, parseModeForm, type ModeForm } from '../core/modes/form';
 import { ModeSettings } from './ModeSettings';
+import { TextField } from './TextField';
 import {
   defaultSettings,
   parseSettings,
@@ -23,36 +24,16 @@ interface FieldProps {
 }
 
 function Field({ field, label, values, errors, onInput, inputMode = 'decimal', hint }: FieldProps) {
-  const id = `setting-${field}`;
-  const error = errors[field];
-  const describedBy = [error ? `${id}-error` : '', hint ? `${id}-hint` : ''].filter(Boolean).join(' ');
   return (
-    <div class={error ? 'field invalid' : 'field'}>
-      <label for={id}>{label}</label>
-      {/* type=text so the browser never rewrites what the user typed; parseSettings reports every problem. */}
-      <input
-        id={id}
-        name={field}
-        type="text"
-        inputMode={inputMode}
-        autoComplete="off"
-        spellcheck={false}
-        value={values[field]}
-        aria-invalid={error ? 'true' : 'false'}
-        aria-describedby={describedBy || undefined}
-        onInput={(e) => onInput(field, e.currentTarget.value)}
-      />
-      {hint ? (
-        <small id={`${id}-hint`} class="hint">
-          {hint}
-        </small>
-      ) : null}
-      {error ? (
-        <small id={`${id}-error`} class="error">
-          {error}
-        </small>
-      ) : null}
-    </div>
+    <TextField
+      id={`setting-${field}`}
+      label={label}
+      value={values[field]}
+      error={errors[field]}
+      inputMode={inputMode}
+      onInput={(v) => onInput(field, v)}
+      {...(hint ? { hint } : {})}
+    />
   );
 }
 

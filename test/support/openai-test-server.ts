@@ -5,6 +5,7 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fnv1a32, seededRandom } from '../../src/core/seed';
 
 export interface TestServerOptions {
   /** Model ids served by /v1/models; the first is the default. */
@@ -160,25 +161,7 @@ export function checkLlama3Prompt(prompt: string, addsBos: boolean): PromptCheck
 
 // ---- deterministic "model" ----
 
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOPICS = ['photosynthesis', 'binary search', 'the French Revolution', 'compound interest', 'sourdough bread',
   'plate tectonics', 'recursion in Python', 'the water cycle', 'supply and demand', 'black holes', 'haiku',
@@ -198,7 +181,7 @@ const FILLER = ['first', 'consider', 'the', 'key', 'idea', 'is', 'that', 'each',
 
 /** The text the "model" writes for a prompt: an instruction after a pre-query prompt, an answer after a user turn. */
 export function modelText(prompt: string, check: PromptCheck, seed: number): string {
-  const rand = prng(hash32(`${seed}\u0000${prompt}`));
+  const rand = seededRandom(fnv1a32(`${seed}\u0000${prompt}`));
   const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   if (check.kind === 'pre-query') return pick(INSTRUCTION_SHAPES)(pick);
   if (check.kind === 'probe') return 'Hello';
@@ -421,7 +404,7 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
     // Greedy decoding ignores the seed; sampling without a seed differs per request, like a real server.
     const seed = temperature === 0 ? 0 : typeof body.seed === 'number' ? body.seed : 1_000_000 + unseeded++;
     const gen = generate(modelText(prompt, check, seed), maxTokens, stop);
-    const id = `cmpl-${hash32(`${seed}${prompt}`).toString(16)}`;
+    const id = `cmpl-${fnv1a32(`${seed}${prompt}`).toString(16)}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = { prompt_tokens: promptTokens, completion_tokens: gen.completionTokens, total_tokens: promptTokens + gen.completionTokens };
 

@@ -3,7 +3,8 @@ import type { Completion, CompletionCreateParamsStreaming, InitProgressCallback 
 import type { CompletionRequest } from '../../src/core/engine';
 import { EngineError } from '../../src/core/errors';
 import { ScriptedMLCEngine } from '../../src/engine/scripted-mlc-engine';
-import { cutAtStop, WebLLMTextEngine, type MLCEngineLike } from '../../src/engine/webllm-adapter';
+import { cutAtStop } from '../../src/core/engine';
+import { WebLLMTextEngine, type MLCEngineLike } from '../../src/engine/webllm-adapter';
 
 const USER = '<|start_header_id|>user<|end_header_id|>\n\n';
 const ASSISTANT = '<|start_header_id|>assistant<|end_header_id|>\n\n';

@@ -2,18 +2,9 @@
  * Seeded draws for generation modes: attempt k draws its system prompt and sampling setting from a PRNG seeded
  * with a seed derived from (run seed, k, draw name), so a resumed or re-run recipe draws the same for every record.
  */
+import { seededRandom } from '../seed';
 
-/** mulberry32: a small 32-bit PRNG; uniform floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Index i with probability weights[i] / sum(weights), from one uniform number u in [0, 1). */
 export function drawIndex(weights: readonly number[], u: number): number {

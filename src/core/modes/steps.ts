@@ -1,6 +1,7 @@
 /** One engine call of a mode, recorded as a StepInfo exactly like the classic pair's steps. */
-import type { CompletionRequest, CompletionResult, TextEngine } from '../engine';
-import { completeWithFirstTokenBan, type FirstTokenBan } from '../quirks';
+import type { CompletionResult, TextEngine } from '../engine';
+import { callEngine, completionRequest } from '../magpie';
+import type { FirstTokenBan } from '../quirks';
 import type { SamplingSettings, StepInfo } from '../record';
 import type { AttemptContext, GenerationStep } from '../runner';
 
@@ -21,39 +22,14 @@ export async function callStep(
   ctx: AttemptContext,
   call: StepCall,
 ): Promise<{ result: CompletionResult; step: StepInfo }> {
-  const seed = ctx.seedFor(call.step);
-  const request: CompletionRequest = {
-    prompt: call.prompt,
-    temperature: call.sampling.temperature,
-    topP: call.sampling.topP,
-    maxTokens: call.sampling.maxTokens,
-    stop: [...call.stop],
-  };
-  if (seed !== null) request.seed = seed;
+  const request = completionRequest(call.prompt, call.sampling, call.stop, ctx.seedFor(call.step));
   ctx.events.onStepStart?.(call.step, ctx.attempt);
   const options = {
     signal: ctx.signal,
     ...(call.stream === false ? {} : { onDelta: (d: string) => ctx.events.onDelta?.(call.step, d, ctx.attempt) }),
     onRestart: () => ctx.events.onStepRestart?.(call.step, ctx.attempt),
   };
-  const started = ctx.now();
-  const result = call.firstTokenBan
-    ? (await completeWithFirstTokenBan(engine, request, call.firstTokenBan, options)).result
-    : await engine.complete(request, options);
-  const step: StepInfo = {
-    prompt: request.prompt,
-    temperature: request.temperature,
-    topP: request.topP,
-    maxTokens: request.maxTokens,
-    stop: [...request.stop],
-    seed: request.seed ?? null,
-    finishReason: result.finishReason,
-    promptTokens: result.usage.promptTokens,
-    completionTokens: result.usage.completionTokens,
-    durationMs: ctx.now() - started,
-  };
-  if (result.usage.timeToFirstTokenSeconds !== undefined) step.timeToFirstTokenMs = result.usage.timeToFirstTokenSeconds * 1000;
-  if (result.usage.decodeTokensPerSecond !== undefined) step.decodeTokensPerSecond = result.usage.decodeTokensPerSecond;
+  const { result, step } = await callEngine(engine, request, options, ctx.now, call.firstTokenBan);
   if (result.finishReason !== 'abort') ctx.events.onTokens?.(step.completionTokens);
   return { result, step };
 }
