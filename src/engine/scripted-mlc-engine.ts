@@ -349,6 +349,14 @@ export class ScriptedMLCEngine implements MLCEngineLike {
     if (prompt.endsWith(ASSISTANT_HEADER)) {
       return [...scriptedTokenize(responseFor(lastInstruction(prompt), h)), END_OF_TURN];
     }
+    // An open user turn that already has text (e.g. the second phase of a first-token ban): finish the same
+    // instruction the bare header would have started, so a two-phase query reads like a one-phase one.
+    const at = prompt.lastIndexOf(USER_HEADER);
+    const partial = at >= 0 ? prompt.slice(at + USER_HEADER.length) : '';
+    if (at >= 0 && !/<\|(eot_id|start_header_id|end_header_id)\|>/.test(partial)) {
+      const instruction = pick(INSTRUCTIONS, fnv1a32(`${seedPart}\u0000${prompt.slice(0, at + USER_HEADER.length)}`));
+      if (instruction.startsWith(partial)) return [...scriptedTokenize(instruction.slice(partial.length)), END_OF_TURN];
+    }
     return [...scriptedTokenize('This is a scripted continuation of the text.'), END_OF_TURN];
   }
 

@@ -5,7 +5,7 @@ import type { Run } from '../core/record';
 import { recoveryOffers } from '../core/run-state';
 
 function formatBytes(n: number | undefined): string {
-  if (n === undefined || !Number.isFinite(n)) return '?';
+  if (n === undefined || !Number.isFinite(n)) return 'not reported';
   if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
   return `${(n / 1024 ** 3).toFixed(1)} GB`;
@@ -94,7 +94,7 @@ export function LongRunPanel({ session, state }: { session: MagpieSession; state
           </div>
           <div>
             <dt>Persistent</dt>
-            <dd>{s.persisted === null ? '?' : s.persisted ? 'yes' : 'no'}</dd>
+            <dd>{s.persisted === null ? 'not reported' : s.persisted ? 'yes' : 'no'}</dd>
           </div>
         </dl>
       ) : (

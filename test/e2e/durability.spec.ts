@@ -261,7 +261,7 @@ test('a full disk pauses the run with a message and no partial record; deleting 
   await startPlainRun(page, 1, 1);
   await waitDone(page, 1);
   await expect(page.getByTestId('storage')).toBeVisible();
-  await expect(page.getByTestId('storage-available')).not.toHaveText('?');
+  await expect(page.getByTestId('storage-available')).not.toHaveText('not reported');
 
   await fillSettings(page, { count: '8', seed: '2' });
   await startButton(page).click();

@@ -145,3 +145,15 @@ describe('ScriptedMLCEngine', () => {
     expect(scriptedOptionsFromModelId('scripted:plain')).toEqual({});
   });
 });
+
+describe('ScriptedMLCEngine continuing an open user turn', () => {
+  it('finishes the same instruction the bare header starts, so a two-phase first-token ban reads naturally', async () => {
+    const engine = await loaded();
+    const whole = await run(engine, req({ seed: 9 }));
+    const first = await run(engine, req({ seed: 9, max_tokens: 1 }));
+    expect(first.finish).toBe('length');
+    const rest = await run(engine, req({ seed: 9, prompt: PRE_QUERY + first.text }));
+    expect(first.text + rest.text).toBe(whole.text);
+    expect(whole.text.length).toBeGreaterThan(first.text.length);
+  });
+});
