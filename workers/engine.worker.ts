@@ -52,13 +52,14 @@ async function isCached(modelId: string, custom?: CustomModelRecord): Promise<bo
   return hasModelInCache(modelId, appConfigWith(custom));
 }
 
-async function deleteCached(modelId: string): Promise<void> {
+async function deleteCached(modelId: string, custom?: CustomModelRecord): Promise<void> {
   if (__MAGPIE_TEST_BUILD__ && modelId.startsWith(SCRIPTED_MODEL_PREFIX)) {
     const { forgetScriptedModel } = await import('../src/engine/scripted-mlc-engine');
     forgetScriptedModel(modelId);
     return;
   }
-  await deleteModelAllInfoInCache(modelId, prebuiltAppConfig);
+  // WebLLM finds the files by the model's record, so an added model needs its record in the config too.
+  await deleteModelAllInfoInCache(modelId, appConfigWith(custom));
 }
 
 function contextWindow(modelId: string, custom?: CustomModelRecord): number {

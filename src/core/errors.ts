@@ -14,6 +14,8 @@ export type EngineErrorKind =
   | 'out-of-memory'
   | 'network'
   | 'integrity'
+  // A model file (wasm library, JSON config) that is not what WebLLM expects, e.g. a web page at a wrong URL.
+  | 'model-files'
   | 'aborted'
   | 'invalid-request'
   // Remote (OpenAI-compatible) server failures.
@@ -81,6 +83,11 @@ const ADVICE: Record<EngineErrorKind, { advice: string; recoverable: boolean }> 
     advice: 'A downloaded model file did not match its checksum. Delete the cached model and download it again.',
     recoverable: true,
   },
+  'model-files': {
+    advice:
+      'A model file is not what WebLLM expects (the details name it). Check the model’s weights and library URLs, or delete the model from the cache and load it again.',
+    recoverable: false,
+  },
   aborted: { advice: 'Stopped.', recoverable: true },
   'invalid-request': {
     advice: 'The engine refused the request settings. Check the run settings.',
@@ -128,6 +135,10 @@ const BY_NAME: Record<string, EngineErrorKind> = {
   ModelNotLoadedError: 'model-not-loaded',
   ContextWindowSizeExceededError: 'context-window',
   IntegrityError: 'integrity',
+  // Named by src/engine/load-failure.ts; WebAssembly's own errors when they arrive unexplained.
+  ModelFileError: 'model-files',
+  CompileError: 'model-files',
+  LinkError: 'model-files',
   AbortError: 'aborted',
   UnsupportedFieldsError: 'invalid-request',
   StreamingCountError: 'invalid-request',
