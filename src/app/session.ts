@@ -1038,8 +1038,11 @@ export class MagpieSession {
     if (!this.engine.deleteCachedModel) return;
     const load = this.current.load;
     if (this.current.activeRunId && load.status === 'ready' && load.model.modelId === modelId) return;
+    // An added model is unknown to WebLLM's prebuilt list: its record tells the worker where its files came from.
+    const custom = this.customModelFor(modelId);
+    const record = custom ? toWorkerRecord(custom) : undefined;
     try {
-      await this.engine.deleteCachedModel(modelId);
+      await (record ? this.engine.deleteCachedModel(modelId, record) : this.engine.deleteCachedModel(modelId));
       const cached = new Set(this.current.cachedModelIds);
       cached.delete(modelId);
       this.patch({ cachedModelIds: cached });

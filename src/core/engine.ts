@@ -51,8 +51,50 @@ export interface CompleteOptions {
   onRestart?: () => void;
 }
 
+/** A JSON value, as a JSON Schema object is made of: it crosses worker and HTTP boundaries unchanged. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON Schema (draft 2020-12 subset: type, properties, required, items, minItems/maxItems, minimum/maximum). */
+export type JsonSchema = { [key: string]: JsonValue };
+
+/** One message of a constrained-JSON chat request. */
+export interface JsonChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * A chat request whose answer is constrained by the engine to JSON valid for `schema` (grammar-constrained decoding).
+ * It is a chat request, not a raw prompt, because WebLLM offers response_format only on chat.completions (and servers
+ * do on /v1/chat/completions): the engine applies its own chat template. That is acceptable for side tasks such as
+ * judging, which are not Magpie data; pass a system message first, or WebLLM injects its default system prompt.
+ */
+export interface JsonRequest {
+  messages: JsonChatMessage[];
+  schema: JsonSchema;
+  /** A short name for the schema (servers' json_schema.name); default 'response'. */
+  schemaName?: string;
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  /** Integer seed; same seed + same device gives the same output. */
+  seed?: number;
+}
+
+/** Constrained JSON is not streamed (a partial JSON object is not worth showing), so only cancellation remains. */
+export interface CompleteJsonOptions {
+  /** Aborting ends the generation; the promise then resolves with finishReason 'abort'. */
+  signal?: AbortSignal;
+}
+
 export interface TextEngine {
   complete(request: CompletionRequest, options?: CompleteOptions): Promise<CompletionResult>;
+  /**
+   * Optional: grammar-constrained JSON through the engine's chat API. `text` is the JSON answer (valid for the
+   * schema when finishReason is 'stop', if the engine honoured the schema: callers still validate it).
+   * Absent when the engine has no such API; callers then use raw completions.
+   */
+  completeJson?(request: JsonRequest, options?: CompleteJsonOptions): Promise<CompletionResult>;
 }
 
 /** What a loaded engine told us about itself at load time. */
@@ -111,6 +153,29 @@ export function validateCompletionRequest(req: CompletionRequest): void {
     if (!/^\d+$/.test(id)) throw invalid(`Logit bias keys must be token ids (got "${id}").`);
     if (!(bias >= -100 && bias <= 100)) throw invalid(`Logit bias for token ${id} must be in [-100, 100].`);
   }
+}
+
+/** Rejects constrained-JSON requests WebLLM would reject (message order, seed, limits) before anything is sent. */
+export function validateJsonRequest(req: JsonRequest): void {
+  const { messages } = req;
+  if (!Array.isArray(messages) || messages.length === 0) throw invalid('A JSON request needs at least one message.');
+  messages.forEach((m, i) => {
+    if (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') throw invalid(`Message ${i + 1} has an unknown role.`);
+    if (typeof m.content !== 'string') throw invalid(`Message ${i + 1} has no text.`);
+    if (m.role === 'system' && i !== 0) throw invalid('A system message may only come first.');
+  });
+  if (messages[messages.length - 1]?.role !== 'user') throw invalid('The last message of a JSON request must be a user message.');
+  if (typeof req.schema !== 'object' || req.schema === null || Array.isArray(req.schema)) {
+    throw invalid('The JSON schema must be an object.');
+  }
+  validateCompletionRequest({
+    prompt: '',
+    temperature: req.temperature,
+    topP: req.topP,
+    maxTokens: req.maxTokens,
+    stop: [],
+    ...(req.seed !== undefined ? { seed: req.seed } : {}),
+  });
 }
 
 /** Cuts at the earliest stop string, as an engine does with the request's stop strings. */

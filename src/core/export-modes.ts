@@ -155,7 +155,7 @@ export interface ModeMetadata {
   no_response?: boolean;
   turns?: Array<{ turn: number; instruction: ModeStepSummary; response?: ModeStepSummary }>;
   candidates?: Array<{ text: string } & ModeStepSummary>;
-  judgement?: { by: string; chosen: number; rejected: number; scores?: number[]; reason?: string; steps?: ModeStepSummary[] };
+  judgement?: { by: string; chosen: number; rejected: number; scores?: number[]; reason?: string; via?: string; steps?: ModeStepSummary[] };
 }
 
 export function modeMetadata(record: MagpieRecord): ModeMetadata {
@@ -185,6 +185,7 @@ export function modeMetadata(record: MagpieRecord): ModeMetadata {
     meta.judgement = { by: j.by, chosen: j.chosen, rejected: j.rejected };
     if (j.scores) meta.judgement.scores = j.scores;
     if (j.reason !== undefined) meta.judgement.reason = j.reason;
+    if (j.via !== undefined) meta.judgement.via = j.via;
     if (j.steps) meta.judgement.steps = j.steps.map(modeStepSummary);
   }
   return meta;

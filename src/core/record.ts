@@ -105,8 +105,13 @@ export interface PreferenceJudgement {
   scores?: number[];
   /** The judge's one-line reason (model judge only). */
   reason?: string;
-  /** The judge calls as they happened (a failed parse is followed by one retry). */
+  /**
+   * The judge calls as they happened: a constrained-JSON call first when the engine offers one (its `prompt` holds
+   * the chat messages as JSON), then raw completions if needed (a failed parse is followed by one retry).
+   */
   steps?: StepInfo[];
+  /** Model judge only: whose answer was used, the engine's grammar-constrained JSON or a parsed raw completion. */
+  via?: 'constrained' | 'raw';
 }
 
 /**

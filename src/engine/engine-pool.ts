@@ -3,7 +3,14 @@
  * engine, and a server that keeps failing is rested for a cooldown while its requests go elsewhere. Prompts and
  * seeds do not depend on the server, so a record is the same whichever server (of the same model) wrote it.
  */
-import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from '../core/engine';
+import type {
+  CompleteJsonOptions,
+  CompleteOptions,
+  CompletionRequest,
+  CompletionResult,
+  JsonRequest,
+  TextEngine,
+} from '../core/engine';
 import { classifyEngineError, type EngineErrorKind } from '../core/errors';
 
 export interface EnginePoolOptions {
@@ -49,6 +56,11 @@ export class EnginePool implements TextEngine {
   private readonly now: () => number;
   /** Where the round-robin tie-break starts next. */
   private cursor = 0;
+  /**
+   * Constrained JSON, routed like complete(); present only when every member offers it, so a pool never sends a
+   * JSON request to a member that cannot answer it (callers then use raw completions).
+   */
+  readonly completeJson?: (request: JsonRequest, options?: CompleteJsonOptions) => Promise<CompletionResult>;
 
   constructor(engines: readonly TextEngine[], options: EnginePoolOptions = {}) {
     if (engines.length === 0) throw new Error('An engine pool needs at least one engine.');
@@ -62,6 +74,15 @@ export class EnginePool implements TextEngine {
     }));
     this.cooldownMs = options.cooldownMs ?? 30_000;
     this.now = options.now ?? Date.now;
+    const json = engines.map((e) => e.completeJson?.bind(e));
+    if (json.every((f) => f !== undefined)) {
+      this.completeJson = (request, opts = {}) =>
+        this.route(opts.signal, undefined, (index, inner) => {
+          const call = json[index];
+          if (call === undefined) throw new Error('pool member without completeJson');
+          return call(request, inner.signal !== undefined ? { signal: inner.signal } : {});
+        });
+    }
   }
 
   get size(): number {
@@ -81,7 +102,21 @@ export class EnginePool implements TextEngine {
   }
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
-    const { onDelta, onRestart, signal } = options;
+    return this.route(options.signal, options, (index, inner) => {
+      const member = this.members[index];
+      if (member === undefined) throw new Error(`no pool member ${index}`);
+      return member.engine.complete(request, inner);
+    });
+  }
+
+  /** Sends one call to the best member, failing over to the others on server-side errors. */
+  private async route(
+    signal: AbortSignal | undefined,
+    options: Pick<CompleteOptions, 'onDelta' | 'onRestart'> | undefined,
+    send: (index: number, inner: CompleteOptions) => Promise<CompletionResult>,
+  ): Promise<CompletionResult> {
+    const onDelta = options?.onDelta;
+    const onRestart = options?.onRestart;
     const tried = new Set<number>();
     let lastError: unknown;
     for (;;) {
@@ -107,7 +142,7 @@ export class EnginePool implements TextEngine {
 
       member.inFlight++;
       try {
-        const result = await member.engine.complete(request, inner);
+        const result = await send(index, inner);
         member.completed++;
         member.unhealthyUntil = 0;
         return result;

@@ -4,16 +4,18 @@
  * Runs in the page, in a worker and in Node 20: only fetch, AbortController, TextDecoder and ReadableStream.
  */
 import type {
+  CompleteJsonOptions,
   CompleteOptions,
   CompletionRequest,
   CompletionResult,
   CompletionUsage,
   FinishReason,
+  JsonRequest,
   TextEngine,
 } from '../core/engine';
 import { classifyEngineError, EngineError, type EngineErrorKind } from '../core/errors';
 import { SseParser } from '../core/sse';
-import { cutAtStop, validateCompletionRequest } from '../core/engine';
+import { cutAtStop, validateCompletionRequest, validateJsonRequest } from '../core/engine';
 
 export interface BackoffOptions {
   /** Delay cap of the first retry; it doubles per retry. Default 500. */
@@ -229,6 +231,44 @@ export class OpenAICompatibleEngine implements TextEngine {
     body.stream = true;
     body.stream_options = { include_usage: true };
     return body;
+  }
+
+  /**
+   * The JSON body sent to /v1/chat/completions for constrained JSON: OpenAI's json_schema response format. vLLM
+   * (guided decoding) and llama.cpp's server accept this shape; SGLang documents it too. A server that refuses it
+   * answers 400 (the caller falls back to raw completions); one that ignores it is caught by the caller's parse.
+   */
+  jsonRequestBody(request: JsonRequest): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      model: this.model,
+      messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+      response_format: {
+        type: 'json_schema',
+        json_schema: { name: request.schemaName ?? 'response', schema: request.schema, strict: true },
+      },
+      temperature: request.temperature,
+      top_p: request.topP,
+      max_tokens: request.maxTokens,
+    };
+    if (request.seed !== undefined) body.seed = request.seed;
+    body.stream = false;
+    return body;
+  }
+
+  /** Constrained JSON via POST /v1/chat/completions, not streamed; same retries and error classes as complete(). */
+  async completeJson(request: JsonRequest, options: CompleteJsonOptions = {}): Promise<CompletionResult> {
+    validateJsonRequest(request);
+    const { signal } = options;
+    if (signal?.aborted) return abortResult('', 0);
+    const body = JSON.stringify(this.jsonRequestBody(request));
+    for (let retry = 0; ; retry++) {
+      const outcome = await this.attemptChatJson(body, signal);
+      if (outcome.ok) return outcome.result;
+      const { failure } = outcome;
+      if (!failure.retryable || retry >= this.maxRetries) throw failure.error;
+      await this.sleep(this.delayFor(retry, failure), signal);
+      if (signal?.aborted) return abortResult('', 0);
+    }
   }
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
@@ -559,6 +599,70 @@ export class OpenAICompatibleEngine implements TextEngine {
           text: cutAtStop(accumulated, request.stop),
           finishReason: finishReason ?? 'stop',
           usage: withTiming(usage ?? fallbackUsage(textChunks), started, firstTokenAt, end),
+        },
+      };
+    } finally {
+      call.dispose();
+    }
+  }
+
+  /** One non-streamed chat attempt: POST, read the whole JSON answer, take choices[0].message.content. */
+  private async attemptChatJson(body: string, signal: AbortSignal | undefined): Promise<AttemptOutcome> {
+    const what = 'POST /v1/chat/completions';
+    const call = new TimedCall(this.timeoutMs, signal);
+    const started = now();
+    try {
+      let response: Response;
+      try {
+        response = await this.fetchImpl(this.endpoint('chat/completions'), {
+          method: 'POST',
+          headers: this.headers(true),
+          body,
+          signal: call.signal,
+        });
+      } catch (err) {
+        if (call.userAborted) return { ok: true, result: abortResult('', 0) };
+        return { ok: false, failure: this.callFailure(call, err, what) };
+      }
+      let text: string;
+      try {
+        call.touch();
+        text = await response.text();
+      } catch (err) {
+        if (call.userAborted) return { ok: true, result: abortResult('', 0) };
+        if (!response.ok) return { ok: false, failure: this.httpFailure(response.status, '', response.headers.get('retry-after'), what) };
+        return { ok: false, failure: this.callFailure(call, err, what) };
+      }
+      if (!response.ok) {
+        return { ok: false, failure: this.httpFailure(response.status, text, response.headers.get('retry-after'), what) };
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        return {
+          ok: false,
+          failure: { error: this.error('server-error', `${what}: the answer is not JSON.`), retryable: true, emitted: false },
+        };
+      }
+      const choices = isRecord(parsed) ? parsed.choices : undefined;
+      const choice: unknown = Array.isArray(choices) ? choices[0] : undefined;
+      const message = isRecord(choice) ? choice.message : undefined;
+      const content = isRecord(message) ? message.content : undefined;
+      if (!isRecord(parsed) || !isRecord(choice) || (typeof content !== 'string' && content !== null)) {
+        return {
+          ok: false,
+          failure: { error: this.error('server-error', `${what}: the answer has no message content.`), retryable: false, emitted: false },
+        };
+      }
+      const end = now();
+      const usage = (isRecord(parsed.usage) ? mapUsage(parsed.usage) : undefined) ?? fallbackUsage(0);
+      return {
+        ok: true,
+        result: {
+          text: content ?? '',
+          finishReason: mapFinishReason(choice.finish_reason) ?? 'stop',
+          usage: withTiming(usage, started, undefined, end),
         },
       };
     } finally {

@@ -3,8 +3,18 @@
  * It mimics the behaviour the app depends on: raw-prompt completions streamed token by token, stop strings,
  * max_tokens, interrupts that a new request clears, usage chunks, progress texts during reload and named errors.
  * For a prompt ending in the Llama-3 user header it writes an instruction; after the assistant header, a response.
+ * Its chat API (non-streamed) answers response_format json_object with a JSON value valid for the schema; for a judge
+ * request ("[Candidate i]" blocks) the scores rank the distinct candidate texts by a hash, so best and worst differ.
  */
-import type { ChatOptions, Completion, CompletionCreateParamsStreaming, InitProgressCallback } from '@mlc-ai/web-llm';
+import type {
+  ChatCompletion,
+  ChatCompletionMessageParam,
+  ChatCompletionRequestNonStreaming,
+  ChatOptions,
+  Completion,
+  CompletionCreateParamsStreaming,
+  InitProgressCallback,
+} from '@mlc-ai/web-llm';
 import type { MLCEngineLike } from './webllm-adapter';
 import { fnv1a32 } from '../core/seed';
 
@@ -228,6 +238,7 @@ function isStopReason(x: unknown): x is 'stop' | 'length' | 'abort' {
 
 export class ScriptedMLCEngine implements MLCEngineLike {
   readonly completions: MLCEngineLike['completions'];
+  readonly chat: NonNullable<MLCEngineLike['chat']>;
   private loadedModelId: string | undefined;
   private initProgressCallback: InitProgressCallback | undefined;
   private interruptSignal = false;
@@ -240,6 +251,7 @@ export class ScriptedMLCEngine implements MLCEngineLike {
   constructor(options: ScriptedEngineOptions = {}) {
     this.options = options;
     this.completions = { create: (request) => this.createCompletion(request) };
+    this.chat = { completions: { create: (request) => this.createChatCompletion(request) } };
   }
 
   /** Whether `reload(modelId)` has "downloaded" this model before, in this thread. */
@@ -331,6 +343,114 @@ export class ScriptedMLCEngine implements MLCEngineLike {
       throw namedError('MinValueError', 'Make sure `max_tokens` > 0.');
     }
     return this.generate(request, model);
+  }
+
+  /**
+   * Non-streamed chat completions, checked in WebLLM's order (model loaded, message order, seed, response format).
+   * With response_format json_object and a schema the answer is scripted JSON valid for the schema; otherwise an
+   * answer to the last user message. Decodes token by token, so max_tokens and interrupts behave as in complete.
+   */
+  private async createChatCompletion(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion> {
+    const model = this.loadedModelId;
+    if (model === undefined) {
+      throw namedError('ModelNotLoadedError', 'Model not loaded before trying to complete ChatCompletionRequest.');
+    }
+    if ((request as { stream?: unknown }).stream === true) {
+      throw namedError('UnsupportedFieldsError', 'The scripted engine supports only non-streamed chat completions.');
+    }
+    const { messages } = request;
+    messages.forEach((m, i) => {
+      if (m.role === 'system' && i !== 0) throw namedError('SystemMessageOrderError', 'System prompt should always be the first message in `messages`.');
+    });
+    const last = messages[messages.length - 1];
+    if (last?.role !== 'user' && last?.role !== 'tool') {
+      throw namedError('MessageOrderError', 'Last message should be from either `user` or `tool`.');
+    }
+    if (request.seed !== undefined && request.seed !== null && !Number.isInteger(request.seed)) {
+      throw namedError('SeedTypeError', '`seed` should be an integer, but got ' + String(request.seed));
+    }
+    const format = request.response_format;
+    if (format?.schema !== undefined && format.schema !== null && format.type !== 'json_object') {
+      throw namedError('InvalidResponseFormatError', 'JSON schema is only supported with `json_object` response format.');
+    }
+    const userText = messageText(last);
+    let text: string;
+    if (format?.type === 'json_object') {
+      let schema: unknown = { type: 'object' };
+      if (typeof format.schema === 'string') {
+        try {
+          schema = JSON.parse(format.schema);
+        } catch (err) {
+          throw namedError('GrammarMatcherInitError', `Failed to compile the JSON schema: ${String(err)}`);
+        }
+      }
+      text = JSON.stringify(scriptedJsonFor(schema, userText));
+    } else {
+      const seedPart = request.temperature === 0 ? 'greedy' : String(request.seed ?? `unseeded-${++this.unseededRequests}`);
+      text = responseFor(userText, fnv1a32(`${seedPart}\u0000${userText}`));
+    }
+
+    const release = await this.acquire();
+    try {
+      const received = performance.now();
+      this.interruptSignal = false;
+      this.currentMessage = '';
+      const rendered = messages.map((m) => `<|start_header_id|>${m.role}<|end_header_id|>\n\n${messageText(m)}<|eot_id|>`).join('');
+      const promptTokens = countScriptedTokens(`<|begin_of_text|>${rendered}${ASSISTANT_HEADER}`);
+      const contextWindow = this.options.contextWindow ?? 4096;
+      if (promptTokens > contextWindow) {
+        throw namedError(
+          'ContextWindowSizeExceededError',
+          `Prompt tokens exceed context window size: number of prompt tokens: ${promptTokens}; context window size: ${contextWindow}`,
+        );
+      }
+      const maxTokens = request.max_tokens ?? Infinity;
+      const pieces = scriptedTokenize(text);
+      let out = '';
+      let sampled = 0;
+      let finish: 'stop' | 'length' | 'abort' = 'stop';
+      for (;;) {
+        if (sampled > 0 && this.interruptSignal) {
+          finish = 'abort';
+          break;
+        }
+        await this.tokenDelay();
+        const piece = pieces[sampled];
+        sampled += 1;
+        // Past the last piece the model samples its end-of-turn token (counted, not shown).
+        if (piece === undefined) break;
+        out += piece;
+        this.currentMessage = out;
+        // As in complete: reaching max_tokens before the end-of-turn token is 'length', even on the last piece.
+        if (sampled >= maxTokens) {
+          finish = 'length';
+          break;
+        }
+      }
+      const done = performance.now();
+      const seconds = Math.max((done - received) / 1000, 1e-3);
+      return {
+        id: `scripted-chat-${fnv1a32(rendered + String(received))}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model,
+        choices: [{ index: 0, finish_reason: finish, logprobs: null, message: { role: 'assistant', content: out } }],
+        usage: {
+          prompt_tokens: promptTokens,
+          completion_tokens: sampled,
+          total_tokens: promptTokens + sampled,
+          extra: {
+            e2e_latency_s: seconds,
+            prefill_tokens_per_s: promptTokens / seconds,
+            decode_tokens_per_s: sampled / seconds,
+            time_to_first_token_s: 0,
+            time_per_output_token_s: seconds / Math.max(sampled, 1),
+          },
+        },
+      };
+    } finally {
+      release();
+    }
   }
 
   /** What the "model" writes for this prompt: a finite piece list, or an endless one for rambling. */
@@ -513,6 +633,78 @@ export class ScriptedMLCEngine implements MLCEngineLike {
     } finally {
       release();
     }
+  }
+}
+
+/** The text of a chat message (string content or text parts). */
+function messageText(m: ChatCompletionMessageParam): string {
+  const c = m.content;
+  if (typeof c === 'string') return c;
+  if (!Array.isArray(c)) return '';
+  return c.map((part) => ('text' in part && typeof part.text === 'string' ? part.text : '')).join('');
+}
+
+/** The candidate texts of a judge request: the blocks after "[Candidate i]" lines, the closing paragraph cut off. */
+export function judgeCandidatesIn(userText: string): string[] {
+  const blocks = userText.split(/\n\[Candidate \d+\]\n/).slice(1);
+  const last = blocks.length - 1;
+  return blocks.map((b, i) => {
+    if (i !== last) return b.trim();
+    const cut = b.lastIndexOf('\n\n');
+    return (cut === -1 ? b : b.slice(0, cut)).trim();
+  });
+}
+
+function isSchemaObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A deterministic JSON value valid for the schema (the subset our schemas use: type, properties, items, minItems,
+ * maxItems, minimum, maximum, enum, const). An integer array as long as the request's candidate list scores the
+ * candidates: distinct texts are ranked by a hash and spread over [minimum, maximum]; equal texts score equal.
+ */
+export function scriptedJsonFor(schema: unknown, userText: string, path = '$'): unknown {
+  if (!isSchemaObject(schema)) return null;
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum)) return schema.enum[0] ?? null;
+  const variants = Array.isArray(schema.anyOf) ? schema.anyOf : Array.isArray(schema.oneOf) ? schema.oneOf : undefined;
+  if (variants) return scriptedJsonFor(variants[0], userText, path);
+  const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+  const h = fnv1a32(`${path}\u0000${userText}`);
+  const num = (key: string): number | undefined => (typeof schema[key] === 'number' ? (schema[key] as number) : undefined);
+  switch (type) {
+    case 'object': {
+      const props = isSchemaObject(schema.properties) ? schema.properties : {};
+      return Object.fromEntries(Object.entries(props).map(([key, sub]) => [key, scriptedJsonFor(sub, userText, `${path}.${key}`)]));
+    }
+    case 'array': {
+      const min = num('minItems') ?? 1;
+      const n = Math.max(min, Math.min(num('maxItems') ?? min, min));
+      const items = isSchemaObject(schema.items) ? schema.items : {};
+      const candidates = judgeCandidatesIn(userText);
+      if ((items.type === 'integer' || items.type === 'number') && candidates.length === n && n > 0) {
+        const lo = typeof items.minimum === 'number' ? items.minimum : 1;
+        const hi = typeof items.maximum === 'number' ? items.maximum : lo + 9;
+        const distinct = [...new Set(candidates)].sort((a, b) => fnv1a32(a) - fnv1a32(b) || (a < b ? -1 : 1));
+        const step = distinct.length > 1 ? (hi - lo) / (distinct.length - 1) : 0;
+        return candidates.map((c) => Math.round(hi - distinct.indexOf(c) * step));
+      }
+      return Array.from({ length: n }, (_, i) => scriptedJsonFor(items, userText, `${path}[${i}]`));
+    }
+    case 'integer':
+    case 'number': {
+      const lo = Math.ceil(num('minimum') ?? 0);
+      const hi = Math.floor(num('maximum') ?? lo + 9);
+      return hi >= lo ? lo + (h % (hi - lo + 1)) : lo;
+    }
+    case 'boolean':
+      return h % 2 === 0;
+    case 'null':
+      return null;
+    case 'string':
+    default:
+      return `Scripted ${path.slice(path.lastIndexOf('.') + 1)} ${(h % 1000).toString().padStart(3, '0')}.`;
   }
 }
 

@@ -2,7 +2,7 @@
  * Shared between the engine worker and the page: the worker's API (exposed with comlink) and the pure parser of
  * WebLLM's load-progress reports. No WebLLM runtime import here, so the page can use it for free.
  */
-import type { CompletionRequest, CompletionResult } from '../core/engine';
+import type { CompletionRequest, CompletionResult, JsonRequest } from '../core/engine';
 import type { ClassifiedError } from '../core/errors';
 
 /** Model ids with this prefix load the scripted test engine (test builds only). */
@@ -121,9 +121,14 @@ export interface EngineWorkerApi {
     custom?: CustomModelRecord,
   ): Promise<LoadedModel>;
   complete(req: CompletionRequest, onDelta?: (d: string) => void): Promise<CompletionResult>;
+  /** Grammar-constrained JSON through the model's chat API (not streamed); interrupt() stops it too. */
+  completeJson(req: JsonRequest): Promise<CompletionResult>;
   /** Ends the running completion (it resolves with finishReason 'abort'); a no-op when none is running. */
   interrupt(): Promise<void>;
   unload(): Promise<void>;
-  /** Deletes the model's weights, wasm and config from the browser cache (WebLLM's deleteModelAllInfoInCache). */
-  deleteCachedModel(modelId: string): Promise<void>;
+  /**
+   * Deletes the model's weights, wasm and config from the browser cache (WebLLM's deleteModelAllInfoInCache);
+   * `custom` names an added model, which the prebuilt list does not know.
+   */
+  deleteCachedModel(modelId: string, custom?: CustomModelRecord): Promise<void>;
 }

@@ -4,9 +4,16 @@
  * next call starts a fresh worker.
  */
 import { proxy, wrap, type Remote } from 'comlink';
-import type { CompleteOptions, CompletionRequest, CompletionResult, TextEngine } from '../core/engine';
+import type {
+  CompleteJsonOptions,
+  CompleteOptions,
+  CompletionRequest,
+  CompletionResult,
+  JsonRequest,
+  TextEngine,
+} from '../core/engine';
 import { classifyEngineError, EngineError } from '../core/errors';
-import { validateCompletionRequest } from '../core/engine';
+import { validateCompletionRequest, validateJsonRequest } from '../core/engine';
 import { engineErrorFrom } from './webllm-adapter';
 import type {
   CustomModelRecord,
@@ -77,8 +84,8 @@ export class EngineClient implements TextEngine {
   }
 
   /** Frees the model's space in the browser cache; the next load downloads it again. */
-  deleteCachedModel(modelId: string): Promise<void> {
-    return this.call((api) => api.deleteCachedModel(modelId));
+  deleteCachedModel(modelId: string, custom?: CustomModelRecord): Promise<void> {
+    return this.call((api) => (custom === undefined ? api.deleteCachedModel(modelId) : api.deleteCachedModel(modelId, custom)));
   }
 
   async unload(): Promise<void> {
@@ -100,6 +107,28 @@ export class EngineClient implements TextEngine {
     try {
       const result = await this.track(connection, connection.api.complete(request, onDelta ? proxy(onDelta) : undefined));
       // Same contract as the in-worker adapter: an aborted call reports 'abort' even if the engine just finished.
+      return signal?.aborted ? { ...result, finishReason: 'abort' } : result;
+    } catch (err) {
+      const e = err instanceof EngineError ? err : engineErrorFrom(err);
+      if (e.kind === 'device-lost' || e.kind === 'model-not-loaded') this.loaded = undefined;
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Grammar-constrained JSON from the worker's model (see TextEngine.completeJson); same abort contract as complete(). */
+  async completeJson(request: JsonRequest, options: CompleteJsonOptions = {}): Promise<CompletionResult> {
+    validateJsonRequest(request);
+    const { signal } = options;
+    if (signal?.aborted) return { ...ABORTED_RESULT, usage: { ...ABORTED_RESULT.usage } };
+    const connection = this.connect();
+    const onAbort = (): void => {
+      connection.api.interrupt().catch(() => undefined);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await this.track(connection, connection.api.completeJson(request));
       return signal?.aborted ? { ...result, finishReason: 'abort' } : result;
     } catch (err) {
       const e = err instanceof EngineError ? err : engineErrorFrom(err);

@@ -4,8 +4,9 @@
  * Errors leave as plain Errors whose name is the original (WebLLM) name, because comlink keeps only name and message.
  */
 import { releaseProxy } from 'comlink';
-import { probeAddsBos, type CompletionRequest, type CompletionResult } from '../core/engine';
+import { probeAddsBos, type CompletionRequest, type CompletionResult, type JsonRequest } from '../core/engine';
 import { EngineError } from '../core/errors';
+import { explainLoadFailure } from './load-failure';
 import { WebLLMTextEngine, type MLCEngineLike } from './webllm-adapter';
 import {
   parseProgress,
@@ -24,7 +25,7 @@ export interface EngineWorkerDeps {
   /** The model's context window in tokens. */
   contextWindow(modelId: string, custom?: CustomModelRecord): number;
   /** Removes the model from the browser cache; absent: deleting is not supported (rejects). */
-  deleteCached?(modelId: string): Promise<void>;
+  deleteCached?(modelId: string, custom?: CustomModelRecord): Promise<void>;
 }
 
 function namedError(name: string, message: string): Error {
@@ -110,7 +111,7 @@ export function createEngineWorkerApi(
           await next.reload(modelId);
         } catch (err) {
           if (superseded()) return abandon();
-          throw err;
+          throw explainLoadFailure(err, modelId, custom);
         } finally {
           await progressSeen;
           release(onProgress);
@@ -163,6 +164,25 @@ export function createEngineWorkerApi(
       });
     },
 
+    completeJson: (req: JsonRequest): Promise<CompletionResult> => {
+      const controller = new AbortController();
+      running.add(controller);
+      return wire(async () => {
+        try {
+          if (!textEngine) {
+            throw namedError('ModelNotLoadedError', 'No model is loaded in the engine worker. Load a model first.');
+          }
+          return await textEngine.completeJson(req, { signal: controller.signal });
+        } catch (err) {
+          const kind = err instanceof EngineError ? err.kind : undefined;
+          if (kind === 'device-lost' || kind === 'model-not-loaded') textEngine = undefined;
+          throw err;
+        } finally {
+          running.delete(controller);
+        }
+      });
+    },
+
     interrupt: async () => {
       for (const c of running) c.abort();
     },
@@ -173,10 +193,13 @@ export function createEngineWorkerApi(
         await dropCurrent();
       }),
 
-    deleteCachedModel: (modelId) =>
+    deleteCachedModel: (modelId, custom) =>
       wire(async () => {
         if (!deps.deleteCached) throw new Error('This engine cannot delete cached models.');
-        await deps.deleteCached(modelId);
+        if (custom !== undefined && custom.model_id !== modelId) {
+          throw namedError('ModelNotFoundError', `The custom model record is for ${custom.model_id}, not ${modelId}.`);
+        }
+        await (custom === undefined ? deps.deleteCached(modelId) : deps.deleteCached(modelId, custom));
       }),
   };
 }

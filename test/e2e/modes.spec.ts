@@ -1,7 +1,7 @@
 /**
  * Generation modes end to end in the e2e build (scripted engine, no GPU): a 3-turn run whose recipe re-imports to an
- * identical run, a preference run judged by hand that exports DPO JSONL with no identical pairs, and an imported
- * instruction file with malformed lines. The scripted engine writes an instruction for any prompt ending with the
+ * identical run, a preference run judged by hand that exports DPO JSONL with no identical pairs, one judged by the
+ * model through constrained JSON (the scripted chat API), and an imported instruction file with malformed lines. The scripted engine writes an instruction for any prompt ending with the
  * user header (so also after a history) and a response for a prompt ending with the assistant header; its text
  * depends on (seed, prompt) at temperature > 0, so candidates drawn with different seeds can differ.
  */
@@ -29,6 +29,15 @@ interface FullLine {
     imported_line?: number;
     turns?: Array<{ turn: number; instruction: { prompt: string; finish_reason: string }; response?: { prompt: string; finish_reason: string } }>;
   };
+}
+
+interface Judgement {
+  by: string;
+  via?: string;
+  chosen: number;
+  rejected: number;
+  scores: number[];
+  steps: Array<{ prompt: string; finish_reason: string }>;
 }
 
 const USER_HEADER = '<|start_header_id|>user<|end_header_id|>\n\n';
@@ -159,6 +168,48 @@ test('a preference run judged by hand exports TRL and OpenAI DPO JSONL with no i
   // Judgements are stored: they survive a reload.
   await page.reload();
   await expect(page.getByTestId('judgement-status').first()).toContainText('Judged by hand');
+});
+
+test('a preference run judged by the model uses constrained JSON and exports DPO pairs that always differ', async ({ page }) => {
+  await page.goto('/');
+  await loadScriptedModel(page);
+  await fillSettings(page, { count: '3', seed: '2718' });
+  await selectMode(page, 'Preference pairs (DPO)');
+  await page.getByLabel('Responses per instruction').fill('4');
+  await page.getByLabel('Choose chosen / rejected').selectOption('model');
+  await startButton(page).click();
+  await expect(page.getByTestId('accepted')).toHaveText('3 / 3', { timeout: 45_000 });
+  await expect(page.getByTestId('run-status')).toHaveText('done');
+  await expect(page.getByTestId('judgement-status')).toHaveText(Array(3).fill(/^Judged by the model: chosen \d, rejected \d$/));
+
+  const trl = await downloadFormat(page, 'TRL DPO');
+  expect(trl.lines).toHaveLength(3);
+  for (const line of trl.lines as Array<{ prompt: Message[]; chosen: Message[]; rejected: Message[] }>) {
+    expect(line.prompt.at(-1)?.role).toBe('user');
+    expect(line.chosen[0]?.content.trim()).not.toBe('');
+    expect(line.chosen[0]?.content.trim()).not.toBe(line.rejected[0]?.content.trim());
+  }
+
+  const full = (await downloadFormat(page, 'Full metadata')).lines as Array<FullLine & { magpie_web: { judgement?: Judgement; candidates?: Array<{ text: string }> } }>;
+  expect(full).toHaveLength(3);
+  for (const l of full) {
+    const j = l.magpie_web.judgement;
+    if (!j) throw new Error('a model-judged record has no judgement');
+    expect(j).toMatchObject({ by: 'model', via: 'constrained' });
+    // One constrained call answered: its step holds the chat messages, our own system message first.
+    expect(j.steps).toHaveLength(1);
+    const messages = JSON.parse(j.steps[0]?.prompt ?? '[]') as Message[];
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(messages[1]?.content).toContain(`[User request]\n${l.instruction}\n`);
+    expect(j.scores).toHaveLength(4);
+    const texts = (l.magpie_web.candidates ?? []).map((c) => c.text);
+    expect(texts).toHaveLength(4);
+    // Chosen is the top score, rejected a strictly lower one with a different text; the record answers with chosen.
+    expect(j.scores[j.chosen]).toBe(Math.max(...j.scores));
+    expect(j.scores[j.rejected]).toBeLessThan(j.scores[j.chosen] ?? 0);
+    expect(texts[j.chosen]?.trim()).not.toBe(texts[j.rejected]?.trim());
+    expect(l.response).toBe(texts[j.chosen]);
+  }
 });
 
 test('an imported instruction file: malformed lines reported by line number, valid lines answered in order', async ({ page }) => {

@@ -22,9 +22,14 @@ export interface TestServerOptions {
   capacity?: number;
   /** Context length in tokens; prompt + max_tokens above it is refused with vLLM's 400 message. Default 8192. */
   maxModelLen?: number;
+  /**
+   * How /v1/chat/completions treats response_format json_schema: 'honour' (default) answers JSON valid for the
+   * schema, 'refuse' answers 400 like a server without structured output, 'ignore' answers free text.
+   */
+  jsonSchema?: 'honour' | 'refuse' | 'ignore';
 }
 
-/** A fault applied to the next POST /v1/completions (one per request, in the order planned). */
+/** A fault applied to the next POST /v1/completions or /v1/chat/completions (one per request, in the order planned). */
 export type Fault =
   | { kind: 'status'; status: number; message?: string; retryAfter?: string }
   | { kind: 'rate-limit'; retryAfter?: string }
@@ -67,6 +72,9 @@ export interface TestServerStats {
   disconnected: number;
   /** Parsed JSON bodies of POST /v1/completions, in arrival order. */
   bodies: unknown[];
+  /** POST /v1/chat/completions requests, and their parsed JSON bodies in arrival order. */
+  chatCompletions: number;
+  chatBodies: unknown[];
   /** Request headers of every completion and model-list request. */
   headers: IncomingHttpHeaders[];
   prompts: ReceivedPrompt[];
@@ -197,6 +205,49 @@ export function modelText(prompt: string, check: PromptCheck, seed: number): str
   return `${opening} ${sentences.join(' ')}`;
 }
 
+/**
+ * A JSON value valid for a schema (type, properties, required, items, minItems, maxItems, minimum, maximum, enum),
+ * drawn from `rand`; an array of integers gets distinct values where the range allows, like a judge that separates
+ * its candidates.
+ */
+export function jsonForSchema(schema: unknown, rand: () => number): unknown {
+  if (!isRecord(schema)) return null;
+  if (Array.isArray(schema.enum)) return schema.enum[Math.floor(rand() * schema.enum.length)] ?? null;
+  const num = (v: unknown, fallback: number): number => (typeof v === 'number' ? v : fallback);
+  switch (schema.type) {
+    case 'object': {
+      const props = isRecord(schema.properties) ? schema.properties : {};
+      return Object.fromEntries(Object.entries(props).map(([k, sub]) => [k, jsonForSchema(sub, rand)]));
+    }
+    case 'array': {
+      const lo = num(schema.minItems, 0);
+      const n = Math.max(lo, Math.min(num(schema.maxItems, lo + 3), lo + 3));
+      const items = isRecord(schema.items) ? schema.items : {};
+      if (items.type === 'integer') {
+        const min = Math.ceil(num(items.minimum, 0));
+        const max = Math.floor(num(items.maximum, min + 99));
+        const pool = Array.from({ length: max - min + 1 }, (_, i) => min + i);
+        // Without replacement while the range lasts: the scores separate the candidates.
+        return Array.from({ length: n }, () => (pool.length > 0 ? pool.splice(Math.floor(rand() * pool.length), 1)[0] : min));
+      }
+      return Array.from({ length: n }, () => jsonForSchema(items, rand));
+    }
+    case 'integer': {
+      const min = Math.ceil(num(schema.minimum, 0));
+      const max = Math.floor(num(schema.maximum, min + 99));
+      return min + Math.floor(rand() * (max - min + 1));
+    }
+    case 'number':
+      return num(schema.minimum, 0) + rand();
+    case 'boolean':
+      return rand() < 0.5;
+    case 'string':
+      return `test server ${Math.floor(rand() * 1000)}`;
+    default:
+      return null;
+  }
+}
+
 interface Generation {
   /** The text pieces to stream, one token each, already cut at max_tokens and the first stop string. */
   pieces: string[];
@@ -320,6 +371,8 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
     tokensStreamed: 0,
     disconnected: 0,
     bodies: [],
+    chatCompletions: 0,
+    chatBodies: [],
     headers: [],
     prompts: [],
     violations: [],
@@ -470,6 +523,95 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
     }
   }
 
+  /** Non-streamed chat completions; with response_format json_schema the answer is JSON valid for the schema. */
+  async function chatCompletions(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    stats.headers.push(req.headers);
+    const raw = await readBody(req);
+    if (!authorized(req)) return json(res, 401, { error: 'Unauthorized' });
+    const fault = faults.shift();
+    if (fault?.kind === 'slow-start') {
+      await sleep(fault.delayMs, signal);
+      if (signal.aborted) return;
+    }
+    if (fault?.kind === 'status') {
+      const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
+      return vllmError(res, fault.status, 'InternalServerError', fault.message ?? 'injected failure', headers);
+    }
+    if (fault?.kind === 'rate-limit') {
+      const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
+      return vllmError(res, 429, 'RateLimitError', 'Too many requests', headers);
+    }
+    if (fault?.kind === 'reset') {
+      res.socket?.destroy();
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return vllmError(res, 400, 'BadRequestError', 'The request body is not valid JSON.');
+    }
+    stats.chatBodies.push(body);
+    if (!isRecord(body)) return vllmError(res, 400, 'BadRequestError', 'The request body must be an object.');
+    const model = body.model;
+    if (typeof model !== 'string' || !models.includes(model)) {
+      return vllmError(res, 404, 'NotFoundError', `The model \`${String(model)}\` does not exist.`);
+    }
+    const messages = Array.isArray(body.messages) ? body.messages : [];
+    const texts = messages.map((m) => (isRecord(m) && typeof m.content === 'string' ? m.content : undefined));
+    const lastMessage: unknown = messages[messages.length - 1];
+    if (texts.length === 0 || texts.includes(undefined) || !isRecord(lastMessage) || lastMessage.role !== 'user') {
+      return vllmError(res, 400, 'BadRequestError', 'messages must be a list of {role, content}, ending with a user message.');
+    }
+    const maxTokens = body.max_tokens ?? 16;
+    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+      return vllmError(res, 400, 'BadRequestError', 'max_tokens must be at least 1.');
+    }
+    const format = isRecord(body.response_format) ? body.response_format : undefined;
+    const schemaSpec = format?.type === 'json_schema' && isRecord(format.json_schema) ? format.json_schema : undefined;
+    if (format !== undefined && format.type !== 'text' && format.type !== 'json_object' && schemaSpec === undefined) {
+      return vllmError(res, 400, 'BadRequestError', 'response_format must be text, json_object or json_schema.');
+    }
+    const mode = options.jsonSchema ?? 'honour';
+    if (schemaSpec !== undefined && mode === 'refuse') {
+      return vllmError(res, 400, 'BadRequestError', 'response_format of type json_schema is not supported by this server.');
+    }
+    const userText = String(lastMessage.content);
+    const temperature = typeof body.temperature === 'number' ? body.temperature : 1;
+    const seed = temperature === 0 ? 0 : typeof body.seed === 'number' ? body.seed : 1_000_000 + unseeded++;
+    const answer =
+      schemaSpec !== undefined && mode === 'honour'
+        ? JSON.stringify(jsonForSchema(schemaSpec.schema, seededRandom(fnv1a32(`${seed}\u0000${userText}`))))
+        : modelText(userText, { kind: 'response', instruction: userText }, seed);
+    const tokens = tokenize(answer);
+    const cut = tokens.length > maxTokens;
+    const content = tokens.slice(0, maxTokens).join('');
+    const promptTokens = texts.reduce((n, t) => n + tokenize(t ?? '').length + 4, 1);
+    const completionTokens = cut ? maxTokens : tokens.length + 1;
+    if (!(await slots.acquire(signal))) return;
+    trackDecoding(1);
+    try {
+      await sleep(msPerToken * completionTokens, signal);
+    } finally {
+      trackDecoding(-1);
+      slots.release();
+    }
+    if (signal.aborted) return;
+    if (fault?.kind === 'malformed') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"id": "chatcmpl-broken", "choices": [');
+      return;
+    }
+    return json(res, 200, {
+      id: `chatcmpl-${fnv1a32(`${seed}${userText}`).toString(16)}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model,
+      choices: [{ index: 0, message: { role: 'assistant', content }, logprobs: null, finish_reason: cut ? 'length' : 'stop' }],
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    });
+  }
+
   function trackDecoding(delta: number): void {
     stats.decoding += delta;
     stats.maxDecoding = Math.max(stats.maxDecoding, stats.decoding);
@@ -520,6 +662,21 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
           else res.destroy();
         })
         .finally(finished);
+      return;
+    }
+    if (req.method === 'POST' && path === '/v1/chat/completions') {
+      stats.chatCompletions++;
+      stats.inFlight++;
+      stats.maxConcurrent = Math.max(stats.maxConcurrent, stats.inFlight);
+      chatCompletions(req, res, controller.signal)
+        .catch(() => {
+          if (!res.headersSent) vllmError(res, 500, 'InternalServerError', 'test server failure');
+          else res.destroy();
+        })
+        .finally(() => {
+          stats.inFlight--;
+          if (controller.signal.aborted) stats.disconnected++;
+        });
       return;
     }
     json(res, 404, { detail: 'Not Found' });

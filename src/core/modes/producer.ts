@@ -12,7 +12,7 @@ import { sanitizeInstruction } from '../sanitize';
 import type { ChatMessage, ChatTemplate } from '../templates/types';
 import { withBos } from '../templates/types';
 import { drawWithSeed } from './draw';
-import { choosePair, judgeConversation, parseJudgement } from './judge';
+import { choosePair, judgeCandidates } from './judge';
 import { firstQueryPrompt, followUpQueryPrompt, responsePromptFor } from './prompts';
 import { callStep, notGeneratedStep } from './steps';
 
@@ -30,8 +30,8 @@ export interface ModeProducerOptions {
   template: ChatTemplate;
 }
 
-/** Judge calls are greedy and short: a JSON object of k scores and one sentence. */
-export const JUDGE_SAMPLING = { temperature: 0, topP: 1, maxTokens: 512 } as const;
+/** Judge sampling now lives with the judge; re-exported for existing imports. */
+export { JUDGE_SAMPLING } from './judge';
 
 type Rejected = Extract<AttemptOutcome, { kind: 'rejected' }>;
 type Sanitized = NonNullable<MagpieRecord['sanitized']>;
@@ -219,29 +219,18 @@ export function modeProducer(options: ModeProducerOptions): AttemptProducer {
       return { kind: 'record', record, completionTokens: tokens };
     }
 
-    const judgeSteps: StepInfo[] = [];
-    let failed: string | undefined;
-    let verdict: { scores: number[]; reason: string } | undefined;
-    for (const stepName of ['judge', 'judge_2']) {
-      const { result, step } = await callStep(engine, ctx, {
-        prompt: bos(template.render(judgeConversation(first.text, texts, failed), { addGenerationPrompt: true })),
-        sampling: JUDGE_SAMPLING,
-        stop: template.responseStop,
-        step: stepName,
-        stream: false,
-      });
-      if (result.finishReason === 'abort') return { kind: 'aborted' };
-      tokens += step.completionTokens;
-      judgeSteps.push(step);
-      const parsed = parseJudgement(result.text, texts.length);
-      if (parsed.ok) {
-        verdict = parsed;
-        break;
-      }
-      failed = result.text;
+    const verdict = await judgeCandidates(engine, ctx, {
+      instruction: first.text,
+      texts,
+      renderRaw: (messages) => bos(template.render(messages, { addGenerationPrompt: true })),
+      stop: template.responseStop,
+    });
+    if (verdict.kind === 'aborted') return { kind: 'aborted' };
+    tokens += verdict.completionTokens;
+    const judgeStep = verdict.steps.at(-1) ?? lastStep;
+    if (verdict.kind === 'failed') {
+      return { kind: 'rejected', reason: 'judge', text: verdict.text, step: judgeStep, completionTokens: tokens };
     }
-    const judgeStep = judgeSteps.at(-1) ?? lastStep;
-    if (!verdict) return { kind: 'rejected', reason: 'judge', text: failed ?? '', step: judgeStep, completionTokens: tokens };
     const pair = choosePair(texts, verdict.scores);
     if (!pair) return { kind: 'rejected', reason: 'no-distinct-pair', text: first.text, step: judgeStep, completionTokens: tokens };
     const judgement: PreferenceJudgement = {
@@ -250,7 +239,8 @@ export function modeProducer(options: ModeProducerOptions): AttemptProducer {
       rejected: pair.rejected,
       scores: verdict.scores,
       reason: verdict.reason,
-      steps: judgeSteps,
+      steps: verdict.steps,
+      via: verdict.via,
     };
     record.judgement = judgement;
     const chosen = candidates[pair.chosen];

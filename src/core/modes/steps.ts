@@ -1,6 +1,6 @@
 /** One engine call of a mode, recorded as a StepInfo exactly like the classic pair's steps. */
-import type { CompletionResult, TextEngine } from '../engine';
-import { callEngine, completionRequest } from '../magpie';
+import type { CompletionResult, JsonRequest, TextEngine } from '../engine';
+import { callEngine, completionRequest, stepInfo } from '../magpie';
 import type { FirstTokenBan } from '../quirks';
 import type { SamplingSettings, StepInfo } from '../record';
 import type { AttemptContext, GenerationStep } from '../runner';
@@ -31,6 +31,43 @@ export async function callStep(
   };
   const { result, step } = await callEngine(engine, request, options, ctx.now, call.firstTokenBan);
   if (result.finishReason !== 'abort') ctx.events.onTokens?.(step.completionTokens);
+  return { result, step };
+}
+
+/** A constrained-JSON chat call, for engines that offer one (see TextEngine.completeJson). */
+export interface JsonStepCall {
+  messages: JsonRequest['messages'];
+  schema: JsonRequest['schema'];
+  schemaName?: string;
+  sampling: Pick<SamplingSettings, 'temperature' | 'topP' | 'maxTokens'>;
+  step: GenerationStep;
+}
+
+/**
+ * One constrained-JSON call, recorded as a StepInfo: there is no raw prompt, so `prompt` holds the chat messages as
+ * JSON (what was sent; the engine applied its own chat template) and `stop` is empty. Not streamed.
+ */
+export async function callJsonStep(
+  engine: TextEngine & Required<Pick<TextEngine, 'completeJson'>>,
+  ctx: AttemptContext,
+  call: JsonStepCall,
+): Promise<{ result: CompletionResult; step: StepInfo }> {
+  const seed = ctx.seedFor(call.step);
+  const request: JsonRequest = {
+    messages: call.messages.map((m) => ({ ...m })),
+    schema: call.schema,
+    temperature: call.sampling.temperature,
+    topP: call.sampling.topP,
+    maxTokens: call.sampling.maxTokens,
+  };
+  if (call.schemaName !== undefined) request.schemaName = call.schemaName;
+  if (seed !== null) request.seed = seed;
+  ctx.events.onStepStart?.(call.step, ctx.attempt);
+  const started = ctx.now();
+  const result = await engine.completeJson(request, { signal: ctx.signal });
+  if (result.finishReason !== 'abort') ctx.events.onTokens?.(result.usage.completionTokens);
+  const prompt = JSON.stringify(request.messages);
+  const step = stepInfo({ prompt, temperature: request.temperature, topP: request.topP, maxTokens: request.maxTokens, stop: [], ...(seed !== null ? { seed } : {}) }, result, ctx.now() - started);
   return { result, step };
 }
 
