@@ -14,9 +14,10 @@ import { RateMeter, type RunStats } from '../core/stats';
 import { getTemplate, templateIdForModel } from '../core/templates/registry';
 import { modeProducer, withManualJudgement } from '../core/modes/producer';
 import { cleanSystemPromptDraft, systemPromptDraftRequest } from '../core/modes/system-prompts';
-import { buildRecipe, describeRecipeErrors, validateForTemplate, type ModeSettings, type Recipe } from '../core/recipe';
+import { buildRecipe, describeRecipeErrors, recipeTemplate, validateForTemplate, type ModeSettings, type Recipe } from '../core/recipe';
 import type { ChatTemplate, FamilyTemplate } from '../core/templates/types';
-import { buildCustomTemplate } from '../core/custom-template';
+import { buildCustomTemplate, type CustomTemplateSpec } from '../core/custom-template';
+import { samePrompts } from '../core/template-compat';
 import {
   browserCustomModelStore,
   templateForCustomModel,
@@ -24,7 +25,7 @@ import {
   type CustomModel,
   type CustomModelStore,
 } from './custom-models';
-import { defaultChoice, registryTemplate, withQuirk, type QuirkKey, type TemplateChoice } from './template-choice';
+import { defaultChoice, familyVariants, registryTemplate, withQuirk, type QuirkKey, type TemplateChoice } from './template-choice';
 import {
   SCRIPTED_MODEL_PREFIX,
   type CustomModelRecord,
@@ -507,11 +508,16 @@ export class MagpieSession {
     }
     // The user's template variant and quirks apply when they were chosen for the model that is loaded.
     const choice = this.current.templateChoice?.modelId === load.model.modelId ? this.current.templateChoice : null;
-    const custom = from ? undefined : this.customModelFor(load.model.modelId);
-    // An imported recipe keeps its template and date, so the prompts are byte-identical to the original run's.
-    const template = from
-      ? getTemplate(from.template.id, from.template.dateString === undefined ? {} : { dateString: from.template.dateString })
-      : ((choice ? this.choiceTemplate(choice) : undefined) ?? this.templateFor(load.model.modelId));
+    // An imported recipe keeps its template (a custom model's own, or the registry's with its date), so the prompts
+    // are byte-identical to the original run's.
+    const customTemplate = from ? from.template.custom : this.customModelFor(load.model.modelId)?.template;
+    let template: FamilyTemplate | undefined;
+    try {
+      template = from ? recipeTemplate(from) : ((choice ? this.choiceTemplate(choice) : undefined) ?? this.templateFor(load.model.modelId));
+    } catch (err) {
+      this.patch({ notice: `Cannot start: ${messageOf(err)}` });
+      return;
+    }
     if (!template) return;
     const quirks = from ? from.quirks : (choice?.quirks ?? template.quirks);
     const t = this.now();
@@ -529,11 +535,19 @@ export class MagpieSession {
       settings,
       counters: emptyCounters(),
       ...(quirks ? { quirks } : {}),
-      ...(custom ? { customTemplate: custom.template } : {}),
+      ...(customTemplate ? { customTemplate } : {}),
     };
     if (from) run.recipe = { ...from, engine: run.engine };
     else if (modes) {
-      run.recipe = buildRecipe({ model: run.modelId, engine: run.engine, template, settings, modes, ...(quirks ? { quirks } : {}) });
+      run.recipe = buildRecipe({
+        model: run.modelId,
+        engine: run.engine,
+        template,
+        settings,
+        modes,
+        ...(quirks ? { quirks } : {}),
+        ...(customTemplate ? { customTemplate } : {}),
+      });
     }
     if (run.recipe) {
       const problems = validateForTemplate(run.recipe, template);
@@ -595,12 +609,7 @@ export class MagpieSession {
     const runId = stored.id;
     const load = this.current.load;
     if (load.status !== 'ready') return;
-    const dateString = stored.recipe?.template.dateString;
-    // A dated template (Llama-3.1/3.2) must keep the run's date, or a resumed run would prompt differently.
-    // A custom model's template is rebuilt from the run's own copy, not from the (editable) saved model.
-    const template = stored.customTemplate
-      ? buildCustomTemplate(stored.customTemplate)
-      : getTemplate(stored.templateId, dateString === undefined ? {} : { dateString });
+    const template = this.runTemplate(stored);
     let run = stored;
     if (stored.engineAddsBos !== load.model.addsBos) {
       // The BOS probe is re-measured at each load; prompts must follow what this engine does now.
@@ -723,7 +732,7 @@ export class MagpieSession {
       stats: meter.stats(remaining(fresh.counters.accepted)),
     };
     // After a lost device the engine has unloaded itself: show the load error so the picker offers a reload.
-    if (outcome.error && (outcome.error.kind === 'device-lost' || outcome.error.kind === 'model-not-loaded')) {
+    if (outcome.error && ['device-lost', 'engine-unresponsive', 'model-not-loaded'].includes(outcome.error.kind)) {
       patch.load = { status: 'error', modelId: run.modelId, error: outcome.error };
     }
     this.patch(patch);
@@ -1012,15 +1021,69 @@ export class MagpieSession {
     notify(`magpie-web: run ${what}`, `${run.label}: ${run.counters.accepted} of ${run.settings.count} records.${run.pause ? ` ${run.pause.message}` : ''}`);
   }
 
-  /** Continues a run paused by repeated engine losses with another model (e.g. smaller, or a 1k context). */
+  /**
+   * The template `run` would go on with on `modelId`, or why it cannot: the model's template (a custom model's own,
+   * or the registry family's variant matching the run's) must write the run's prompts byte for byte, so one run's
+   * records never mix prompt formats and its recipe still describes them. A different family means a new run.
+   */
+  continuation(run: Run, modelId: string): { ok: true; templateId: string; customTemplate?: CustomTemplateSpec } | { ok: false; reason: string } {
+    const custom = this.customModelFor(modelId);
+    const own = this.templateFor(modelId);
+    if (!own) return { ok: false, reason: `No chat template is known for ${modelId}.` };
+    let current: FamilyTemplate;
+    try {
+      current = this.runTemplate(run);
+    } catch (err) {
+      return { ok: false, reason: messageOf(err) };
+    }
+    const systems = [...(run.recipe?.system?.prompts.map((p) => p.prompt) ?? [])];
+    if (run.recipe?.mode.kind === 'multi-turn' && run.recipe.mode.followUpSystem !== null) systems.push(run.recipe.mode.followUpSystem);
+    // Candidates are built exactly as resumeHeld will build them (same date), so what is compared is what runs.
+    const candidates: Array<{ templateId: string; customTemplate?: CustomTemplateSpec }> = custom
+      ? [{ templateId: own.id, customTemplate: custom.template }]
+      : familyVariants(own.id).map((info) => ({ templateId: info.id }));
+    for (const c of candidates) {
+      let t: FamilyTemplate;
+      try {
+        t = this.runTemplate({ ...run, templateId: c.templateId, customTemplate: c.customTemplate });
+      } catch {
+        continue;
+      }
+      if (samePrompts(current, t, systems)) return { ok: true, ...c };
+    }
+    return {
+      ok: false,
+      reason: `${modelId} uses a different chat template (${own.label}) than this run (${current.label}), and one run's records must share one template. Start a new run with ${modelId} instead.`,
+    };
+  }
+
+  /** The template a stored run renders with: its own custom template, or the registry's with the recipe's date. */
+  private runTemplate(run: Pick<Run, 'customTemplate' | 'templateId' | 'recipe'>): FamilyTemplate {
+    const dateString = run.recipe?.template.dateString;
+    // A dated template (Llama-3.1/3.2) must keep the run's date, or a resumed run would prompt differently.
+    // A custom model's template is rebuilt from the run's own copy, not from the (editable) saved model.
+    return run.customTemplate
+      ? buildCustomTemplate(run.customTemplate)
+      : getTemplate(run.templateId, dateString === undefined ? {} : { dateString });
+  }
+
+  /**
+   * Continues a run paused by repeated engine losses with another model (e.g. smaller, or a 1k context), when that
+   * model's template writes the same prompts (see continuation); otherwise says why in the notice and changes nothing.
+   */
   async continueWithModel(runId: string, modelId: string): Promise<void> {
-    const template = this.templateFor(modelId);
     const stored = await this.store.getRun(runId).catch(() => undefined);
-    if (!template || !stored || !isResumable(stored) || this.current.activeRunId) return;
-    // Records keep the model and template that made them, so a mixed run stays traceable.
+    if (!stored || !isResumable(stored) || this.current.activeRunId) return;
+    const next = this.continuation(stored, modelId);
+    if (!next.ok) {
+      this.patch({ notice: `Cannot continue this run with ${modelId}: ${next.reason}` });
+      return;
+    }
+    // Records keep the model and template that made them; the run's template data follows the new model's.
     const run = await this.store.updateRun(runId, {
       modelId,
-      templateId: template.id,
+      templateId: next.templateId,
+      customTemplate: next.customTemplate,
       engine: modelId.startsWith(SCRIPTED_MODEL_PREFIX) ? 'scripted' : 'webllm',
     });
     this.replaceRun(run);

@@ -6,6 +6,7 @@
 import {
   checkPreQueryTemplate,
   customPreQueryTemplate,
+  parseConvTemplate,
   templateFromConvTemplate,
   type MlcConvTemplate,
 } from './conv-template';
@@ -58,4 +59,27 @@ export function buildCustomTemplate(spec: CustomTemplateSpec): FamilyTemplate {
   const base = customBaseTemplate(spec);
   if (spec.source === 'conv_template' && base.preQuery() === spec.preQuery) return base;
   return customPreQueryTemplate(spec.preQuery, base);
+}
+
+/**
+ * Reads a spec from unknown JSON (a saved custom model, an imported recipe) into its normalized form, so a spec that
+ * is written out and read back is equal to itself (recipe hashes depend on it). Throws when it cannot rebuild.
+ */
+export function parseCustomTemplateSpec(x: unknown): CustomTemplateSpec {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new Error('expected an object');
+  const o = x as Record<string, unknown>;
+  if (o.source !== 'conv_template' && o.source !== 'custom') throw new Error('source must be "conv_template" or "custom"');
+  if (typeof o.preQuery !== 'string') throw new Error('preQuery must be a string');
+  const spec: CustomTemplateSpec = { source: o.source, preQuery: o.preQuery };
+  if (o.convTemplate !== undefined) spec.convTemplate = parseConvTemplate(o.convTemplate);
+  if (o.baseTemplateId !== undefined) {
+    if (typeof o.baseTemplateId !== 'string') throw new Error('baseTemplateId must be a string');
+    spec.baseTemplateId = o.baseTemplateId;
+  }
+  if (o.bosToken !== undefined) {
+    if (typeof o.bosToken !== 'string') throw new Error('bosToken must be a string');
+    spec.bosToken = o.bosToken;
+  }
+  buildCustomTemplate(spec);
+  return spec;
 }

@@ -8,6 +8,8 @@ export type EngineErrorKind =
   | 'shader-f16'
   | 'feature-unsupported'
   | 'device-lost'
+  // The engine worker stopped answering liveness pings (killed by the browser, a GPU process crash).
+  | 'engine-unresponsive'
   | 'model-not-found'
   | 'model-not-loaded'
   | 'context-window'
@@ -57,6 +59,11 @@ const ADVICE: Record<EngineErrorKind, { advice: string; recoverable: boolean }> 
   },
   'device-lost': {
     advice: 'The GPU was lost (out of memory or a driver reset). Reload the model, or pick a smaller model or a -1k context variant.',
+    recoverable: true,
+  },
+  'engine-unresponsive': {
+    advice:
+      'The engine stopped responding (the browser may have stopped its worker, or the GPU process crashed). It restarts on the next call: reload the model, or pick a smaller model or a -1k context variant if it happens again.',
     recoverable: true,
   },
   'model-not-found': {

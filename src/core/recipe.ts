@@ -3,13 +3,20 @@
  * prompts and weights, sampling settings and mixes, seed, engine) as one JSON object. Exported as a file and
  * imported to start an identical run; its hash is stored on every record and in the full-metadata export.
  */
+import { buildCustomTemplate, parseCustomTemplateSpec, type CustomTemplateSpec } from './custom-template';
 import type { Quirks } from './quirks';
 import type { RunSettings, SamplingSettings } from './record';
 import { MAX_COUNT, MAX_SEED } from './settings';
 import { sha256Hex } from './sha256';
-import type { ChatTemplate } from './templates/types';
+import { getTemplate, listTemplates } from './templates/registry';
+import type { ChatTemplate, FamilyTemplate } from './templates/types';
 
-export const RECIPE_VERSION = 1;
+/**
+ * The newest recipe version this app reads. Version 2 adds `template.custom` (a custom model's template); a recipe
+ * without one is still written as version 1, so its hash stays what it was and older apps still read it.
+ */
+export const RECIPE_VERSION = 2;
+export type RecipeVersion = 1 | 2;
 /** Conversations longer than this are refused; above WARN_TURNS quality drops (magpie-method.md §4). */
 export const MAX_TURNS = 10;
 export const WARN_TURNS = 4;
@@ -71,11 +78,18 @@ export type InstructionSource =
   /** Attempt k answers instructions[k - 1]. */
   | { kind: 'imported'; fileName: string; instructions: ImportedInstruction[] };
 
+export interface RecipeTemplate {
+  id: string;
+  dateString?: string;
+  /** Version 2: the template of a model the registry does not know, with what rebuilds it (run.customTemplate). */
+  custom?: CustomTemplateSpec;
+}
+
 export interface Recipe {
-  version: typeof RECIPE_VERSION;
+  version: RecipeVersion;
   model: string;
   engine: string;
-  template: { id: string; dateString?: string };
+  template: RecipeTemplate;
   quirks?: Quirks;
   seed: number | null;
   count: number;
@@ -107,15 +121,20 @@ export interface RecipeInput {
   settings: RunSettings;
   modes: ModeSettings;
   quirks?: Quirks;
+  /** The run's custom template (a model the registry does not know); `template` must be the one it builds. */
+  customTemplate?: CustomTemplateSpec;
 }
 
 export function buildRecipe(input: RecipeInput): Recipe {
   const dated: unknown = (input.template as unknown as Record<string, unknown>).dateString;
+  const template: RecipeTemplate = typeof dated === 'string' ? { id: input.template.id, dateString: dated } : { id: input.template.id };
+  // Normalized as parseRecipe reads it, so an exported and re-imported recipe keeps its hash.
+  if (input.customTemplate) template.custom = parseCustomTemplateSpec(structuredCloneJson(input.customTemplate));
   const recipe: Recipe = {
-    version: RECIPE_VERSION,
+    version: template.custom ? 2 : 1,
     model: input.model,
     engine: input.engine,
-    template: typeof dated === 'string' ? { id: input.template.id, dateString: dated } : { id: input.template.id },
+    template,
     seed: input.settings.seed,
     count: input.settings.count,
     sampling: {
@@ -129,6 +148,13 @@ export function buildRecipe(input: RecipeInput): Recipe {
   };
   if (input.quirks) recipe.quirks = input.quirks;
   return structuredCloneJson(recipe);
+}
+
+/** The template a recipe's prompts are rendered with: its custom template, or the registry's (with its date). */
+export function recipeTemplate(recipe: Pick<Recipe, 'template'>): FamilyTemplate {
+  const t = recipe.template;
+  if (t.custom) return buildCustomTemplate(t.custom);
+  return getTemplate(t.id, t.dateString === undefined ? {} : { dateString: t.dateString });
 }
 
 /** The run settings a recipe implies (what the runner and the settings form use). */
@@ -337,6 +363,30 @@ function readMix(r: Reader, v: unknown): SamplingShare[] | undefined {
   return mix.length === list.length ? mix : undefined;
 }
 
+/** template.custom (version 2 only); without one, the id must name a registry template. */
+function readCustomTemplate(r: Reader, version: RecipeVersion, templateId: string, v: unknown): CustomTemplateSpec | undefined {
+  if (v === undefined) {
+    if (!listTemplates().some((info) => info.id === templateId)) {
+      r.fail(
+        'template.id',
+        `"${templateId}" is not a known chat template; a recipe from a custom model carries its template in template.custom (recipe version 2)`,
+      );
+    }
+    return undefined;
+  }
+  if (version < 2) return r.fail('template.custom', 'needs recipe version 2');
+  let spec: CustomTemplateSpec;
+  try {
+    spec = parseCustomTemplateSpec(v);
+  } catch (err) {
+    return r.fail('template.custom', err instanceof Error ? err.message : String(err));
+  }
+  const built = buildCustomTemplate(spec).id;
+  // The id is stored on every record: it must be the one this template builds.
+  if (built !== templateId) return r.fail('template.id', `must be "${built}", the id of template.custom`);
+  return spec;
+}
+
 /** Validates a recipe (a JSON text or a parsed value); every problem is reported with its field path. */
 export function parseRecipe(input: unknown): RecipeParse {
   const r = new Reader();
@@ -350,14 +400,16 @@ export function parseRecipe(input: unknown): RecipeParse {
   }
   const o = r.object(value, '');
   if (!o) return { ok: false, errors: r.errors };
-  if (o.version !== RECIPE_VERSION) {
-    return { ok: false, errors: [{ path: 'version', message: `must be ${RECIPE_VERSION} (this app reads recipe version ${RECIPE_VERSION})` }] };
+  if (o.version !== 1 && o.version !== 2) {
+    return { ok: false, errors: [{ path: 'version', message: `must be 1 or 2 (this app reads recipe versions 1 to ${RECIPE_VERSION})` }] };
   }
+  const version: RecipeVersion = o.version;
   const model = r.string(o.model, 'model', true);
   const engine = r.string(o.engine, 'engine', true);
   const t = r.object(o.template, 'template');
   const templateId = t ? r.string(t.id, 'template.id', true) : undefined;
   const dateString = t && t.dateString !== undefined ? r.string(t.dateString, 'template.dateString') : undefined;
+  const custom = t && templateId !== undefined ? readCustomTemplate(r, version, templateId, t.custom) : undefined;
   const quirks = o.quirks === undefined ? undefined : readQuirks(r, o.quirks);
   const seed = o.seed === null ? null : r.number(o.seed, 'seed', 0, MAX_SEED, { integer: true });
   const count = r.number(o.count, 'count', 1, MAX_COUNT, { integer: true });
@@ -391,11 +443,13 @@ export function parseRecipe(input: unknown): RecipeParse {
   ) {
     return { ok: false, errors: r.errors };
   }
+  const template: RecipeTemplate = dateString === undefined ? { id: templateId } : { id: templateId, dateString };
+  if (custom) template.custom = custom;
   const recipe: Recipe = {
-    version: RECIPE_VERSION,
+    version,
     model,
     engine,
-    template: dateString === undefined ? { id: templateId } : { id: templateId, dateString },
+    template,
     seed,
     count,
     sampling: { instruction, response, instructionMix },

@@ -69,12 +69,14 @@ export function isResumable(run: Pick<Run, 'status' | 'counters' | 'settings'>):
 // Engine losses
 
 /**
- * A failure that reloading the model can fix: a lost GPU device, a model the engine unloaded, memory pressure, or
- * a worker that died (those arrive as 'unknown' but recoverable). A run that keeps failing for its own reasons
+ * A failure that reloading the model can fix: a lost GPU device, a model the engine unloaded, memory pressure, a
+ * worker that stopped answering, or one that died (those arrive as 'unknown' but recoverable). A run that keeps failing for its own reasons
  * (e.g. 25 empty instructions in a row) is marked not recoverable and fails instead.
  */
 export function isEngineLoss(error: ClassifiedError): boolean {
-  if (error.kind === 'device-lost' || error.kind === 'model-not-loaded' || error.kind === 'out-of-memory') return true;
+  if (error.kind === 'device-lost' || error.kind === 'engine-unresponsive' || error.kind === 'model-not-loaded' || error.kind === 'out-of-memory') {
+    return true;
+  }
   return error.kind === 'unknown' && error.recoverable;
 }
 
@@ -122,18 +124,25 @@ function baseId(id: string): string {
   return q === -1 ? id : id.slice(0, q);
 }
 
-/** What to offer after repeated losses with `modelId`: a -1k variant and/or the next smaller model. */
-export function recoveryOffers(models: readonly ModelOption[], modelId: string): RecoveryOffers {
+/**
+ * What to offer after repeated losses with `modelId`: a -1k variant and/or the next smaller model; `accepts` leaves
+ * out models the run cannot go on with (e.g. a template that writes other prompts).
+ */
+export function recoveryOffers(
+  models: readonly ModelOption[],
+  modelId: string,
+  accepts: (m: ModelOption) => boolean = () => true,
+): RecoveryOffers {
   const current = models.find((m) => m.id === modelId);
   const offers: RecoveryOffers = {};
   const base = baseId(modelId);
   if (!base.endsWith('-1k')) {
     const oneK = models.find((m) => m.id === `${base}-1k`);
-    if (oneK) offers.smallerContext = oneK;
+    if (oneK && accepts(oneK)) offers.smallerContext = oneK;
   }
   if (current && current.vramMB > 0) {
     const smaller = models
-      .filter((m) => m.scripted === current.scripted && m.vramMB > 0 && m.vramMB < current.vramMB && !m.id.includes('?'))
+      .filter((m) => m.scripted === current.scripted && m.vramMB > 0 && m.vramMB < current.vramMB && !m.id.includes('?') && accepts(m))
       // Among smaller models prefer the largest; a 1k variant of the same size is already offered above.
       .sort((a, b) => b.vramMB - a.vramMB || Number(a.id.endsWith('-1k')) - Number(b.id.endsWith('-1k')))
       .find((m) => baseId(m.id) !== `${base}-1k`);

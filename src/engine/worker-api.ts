@@ -131,4 +131,9 @@ export interface EngineWorkerApi {
    * `custom` names an added model, which the prebuilt list does not know.
    */
   deleteCachedModel(modelId: string, custom?: CustomModelRecord): Promise<void>;
+  /**
+   * Liveness check (the page's watchdog calls it while a call is pending); answers at once with the worker's clock.
+   * WebLLM awaits the GPU at every decode step, so a generating worker still answers between tokens.
+   */
+  ping(): Promise<number>;
 }

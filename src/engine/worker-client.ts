@@ -1,7 +1,8 @@
 /**
  * The page's one bridge to the engine worker: a TextEngine plus load/unload/capabilities passthroughs.
  * Cancellation goes through AbortSignal; if the worker dies, pending calls reject with a classified error and the
- * next call starts a fresh worker.
+ * next call starts a fresh worker. A worker can also die without any event (the browser kills it, the GPU process
+ * crashes): while a call is pending a watchdog pings it, and enough unanswered pings count as its death.
  */
 import { proxy, wrap, type Remote } from 'comlink';
 import type {
@@ -24,9 +25,23 @@ import type {
   LoadProgress,
 } from './worker-api';
 
+export interface WatchdogTimings {
+  /** Pause before each liveness ping while a call is pending. */
+  intervalMs: number;
+  /** How long one ping may stay unanswered. */
+  timeoutMs: number;
+  /** Unanswered pings in a row that count the worker as gone. */
+  maxMissed: number;
+}
+
+/** About 30 s of silence: far longer than any synchronous stretch of a live worker (WebLLM yields every token). */
+export const DEFAULT_WATCHDOG: WatchdogTimings = { intervalMs: 5_000, timeoutMs: 5_000, maxMissed: 3 };
+
 export interface EngineClientOptions {
   /** Creates the worker; tests pass their own to reach the Worker object. */
   createWorker?: () => Worker;
+  /** Liveness pings while a call is pending (default DEFAULT_WATCHDOG); null turns the watchdog off. */
+  watchdog?: WatchdogTimings | null;
 }
 
 function defaultWorker(): Worker {
@@ -38,7 +53,23 @@ interface Connection {
   api: Remote<EngineWorkerApi>;
   /** Rejecters of calls still waiting on this worker. */
   pending: Set<(err: EngineError) => void>;
+  /** The watchdog loop is running for this worker. */
+  watched: boolean;
 }
+
+/** Whether `answer` settles (either way: a rejection is an answer too) within `ms`. */
+function answersWithin(answer: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    answer.then(done, done);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const ABORTED_RESULT: CompletionResult = { text: '', finishReason: 'abort', usage: { promptTokens: 0, completionTokens: 0 } };
 
@@ -46,9 +77,11 @@ export class EngineClient implements TextEngine {
   private connection: Connection | undefined;
   private loaded: LoadedModel | undefined;
   private readonly createWorker: () => Worker;
+  private readonly watchdog: WatchdogTimings | null;
 
   constructor(options: EngineClientOptions = {}) {
     this.createWorker = options.createWorker ?? defaultWorker;
+    this.watchdog = options.watchdog === undefined ? DEFAULT_WATCHDOG : options.watchdog;
   }
 
   /** The model the current worker holds, as reported by the last successful load. */
@@ -159,7 +192,7 @@ export class EngineClient implements TextEngine {
   private connect(): Connection {
     if (this.connection) return this.connection;
     const worker = this.createWorker();
-    const connection: Connection = { worker, api: wrap<EngineWorkerApi>(worker), pending: new Set() };
+    const connection: Connection = { worker, api: wrap<EngineWorkerApi>(worker), pending: new Set(), watched: false };
     const onDeath = (event: Event): void => {
       if (this.connection !== connection) return;
       event.preventDefault();
@@ -190,12 +223,47 @@ export class EngineClient implements TextEngine {
     });
   }
 
-  /** Settles with the worker's answer, or rejects when the worker dies first. */
+  /** Settles with the worker's answer, or rejects when the worker dies (or stops answering) first. */
   private track<T>(connection: Connection, answer: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const rejectOnDeath = (err: EngineError): void => reject(err);
       connection.pending.add(rejectOnDeath);
       answer.then(resolve, reject).finally(() => connection.pending.delete(rejectOnDeath));
+      void this.watch(connection);
     });
+  }
+
+  /**
+   * While calls are pending: ping the worker after every interval; after `maxMissed` pings in a row go unanswered,
+   * drop it (pending calls reject 'engine-unresponsive', an engine loss) so the next call starts a fresh worker.
+   * comlink answers a ping between the awaits of a running call, so only a dead or frozen worker stays silent.
+   */
+  private async watch(connection: Connection): Promise<void> {
+    const timings = this.watchdog;
+    if (!timings || connection.watched) return;
+    connection.watched = true;
+    const live = (): boolean => this.connection === connection && connection.pending.size > 0;
+    try {
+      let missed = 0;
+      while (live()) {
+        await sleep(timings.intervalMs);
+        if (!live()) break;
+        // A worker without ping() (an older build) rejects the call: that answer proves it alive too.
+        missed = (await answersWithin(connection.api.ping(), timings.timeoutMs)) ? 0 : missed + 1;
+        if (missed >= timings.maxMissed && live()) {
+          const silentS = Math.round((missed * (timings.intervalMs + timings.timeoutMs)) / 1000);
+          this.drop(
+            new EngineError(
+              classifyEngineError({
+                kind: 'engine-unresponsive',
+                message: `The engine stopped responding: its worker answered none of ${missed} liveness checks (about ${silentS} s).`,
+              }),
+            ),
+          );
+        }
+      }
+    } finally {
+      connection.watched = false;
+    }
   }
 }

@@ -187,6 +187,8 @@ export function createEngineWorkerApi(
       for (const c of running) c.abort();
     },
 
+    ping: async () => Date.now(),
+
     unload: () =>
       wire(async () => {
         loadGeneration++;

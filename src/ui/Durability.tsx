@@ -21,7 +21,8 @@ export function RunDurability({ session, state, run, active }: { session: Magpie
     );
   }
   if (active || run.status !== 'paused' || !run.pause || run.pause.reason === 'user') return null;
-  const offers = run.pause.reason === 'engine-lost' ? recoveryOffers(state.models, run.modelId) : {};
+  // Only models whose template writes this run's prompts: a run never mixes prompt formats.
+  const offers = run.pause.reason === 'engine-lost' ? recoveryOffers(state.models, run.modelId, (m) => session.continuation(run, m.id).ok) : {};
   const title =
     run.pause.reason === 'interrupted'
       ? 'This run was interrupted.'

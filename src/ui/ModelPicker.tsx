@@ -69,7 +69,7 @@ export function ModelPicker({ session, state }: { session: MagpieSession; state:
   const { load, models, selectedModelId, customModels } = state;
   const busy = load.status === 'loading' || state.activeRunId !== null;
   const loadedId = load.status === 'ready' ? load.model.modelId : null;
-  const lostDevice = load.status === 'error' && ['device-lost', 'out-of-memory', 'model-not-loaded'].includes(load.error.kind);
+  const lostDevice = load.status === 'error' && ['device-lost', 'engine-unresponsive', 'out-of-memory', 'model-not-loaded'].includes(load.error.kind);
   const shaderF16 = state.gpu?.adapter?.shaderF16;
   const customIds = new Set(customModels.map((m) => m.modelId));
   // A prebuilt model added as a custom model is listed once, under "Custom".

@@ -5,7 +5,14 @@
 import { useState } from 'preact/hooks';
 import type { MagpieSession } from '../app/session';
 import { checkManualPair } from '../core/modes/judge';
-import type { MagpieRecord } from '../core/record';
+import type { MagpieRecord, PreferenceJudgement } from '../core/record';
+
+/** Who judged, and for the model how its answer was read (grammar-constrained JSON or the raw-text fallback). */
+export function judgementText(j: PreferenceJudgement | undefined): string {
+  if (!j) return 'Not judged yet';
+  const how = j.by === 'manual' ? 'hand' : j.via === 'constrained' ? 'the model (constrained JSON)' : j.via === 'raw' ? 'the model (raw-text fallback)' : 'the model';
+  return `Judged by ${how}: chosen ${j.chosen + 1}, rejected ${j.rejected + 1}`;
+}
 
 function RecordChoice({ session, record }: { session: MagpieSession; record: MagpieRecord }) {
   const candidates = record.candidates ?? [];
@@ -13,7 +20,6 @@ function RecordChoice({ session, record }: { session: MagpieSession; record: Mag
   const [rejected, setRejected] = useState<number>(record.judgement?.rejected ?? -1);
   const problem = checkManualPair(candidates.map((c) => c.text), chosen, rejected);
   const name = `pref-${record.uuid}`;
-  const j = record.judgement;
   return (
     <li data-seq={record.seq}>
       <fieldset>
@@ -21,7 +27,7 @@ function RecordChoice({ session, record }: { session: MagpieSession; record: Mag
           #{record.seq} {record.instruction}
         </legend>
         <p class="hint" data-testid="judgement-status">
-          {j ? `Judged by ${j.by === 'model' ? 'the model' : 'hand'}: chosen ${j.chosen + 1}, rejected ${j.rejected + 1}` : 'Not judged yet'}
+          {judgementText(record.judgement)}
         </p>
         <ol class="candidates">
           {candidates.map((c, i) => (

@@ -2,6 +2,7 @@
 import { h, render } from 'preact';
 import { afterEach, expect, test } from 'vitest';
 import { emptyCounters, type MagpieRecord, type Run } from '../../src/core/record';
+import { PreferenceReview } from '../../src/ui/PreferenceReview';
 import { RecordsList } from '../../src/ui/RecordsList';
 import { RunsList } from '../../src/ui/RunsList';
 import type { MagpieSession, SessionState } from '../../src/app/session';
@@ -97,4 +98,34 @@ test('a run label with HTML is shown as text in the runs list', () => {
   expect(el.querySelector('img')).toBeNull();
   expect(el.querySelector('.run-label')?.textContent).toBe(HOSTILE);
   expect(el.querySelector('button[aria-label]')?.getAttribute('aria-label')).toBe(`Delete run ${HOSTILE}`);
+});
+
+test('the preference review says how each record was judged: by hand, by the model via constrained JSON or the raw fallback', async () => {
+  const el = mount();
+  const judged = (seq: number, judgement?: MagpieRecord['judgement']): MagpieRecord => {
+    const r = record(seq, `Question ${seq}?`, 'A');
+    r.candidates = [
+      { text: 'first', step: r.responseStep },
+      { text: 'second', step: r.responseStep },
+    ];
+    if (judgement) r.judgement = judgement;
+    return r;
+  };
+  const records = [
+    judged(1, { by: 'manual', chosen: 1, rejected: 0 }),
+    judged(2, { by: 'model', chosen: 0, rejected: 1, scores: [9, 2], via: 'constrained' }),
+    judged(3, { by: 'model', chosen: 1, rejected: 0, scores: [1, 8], via: 'raw' }),
+    judged(4, { by: 'model', chosen: 0, rejected: 1, scores: [5, 4] }),
+    judged(5),
+  ];
+  render(h(PreferenceReview, { session: {} as MagpieSession, records }), el);
+  await new Promise((r) => setTimeout(r, 50));
+  const status = [...el.querySelectorAll('[data-testid="judgement-status"]')].map((p) => p.textContent);
+  expect(status).toEqual([
+    'Judged by hand: chosen 2, rejected 1',
+    'Judged by the model (constrained JSON): chosen 1, rejected 2',
+    'Judged by the model (raw-text fallback): chosen 2, rejected 1',
+    'Judged by the model: chosen 1, rejected 2',
+    'Not judged yet',
+  ]);
 });

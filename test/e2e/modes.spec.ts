@@ -180,7 +180,7 @@ test('a preference run judged by the model uses constrained JSON and exports DPO
   await startButton(page).click();
   await expect(page.getByTestId('accepted')).toHaveText('3 / 3', { timeout: 45_000 });
   await expect(page.getByTestId('run-status')).toHaveText('done');
-  await expect(page.getByTestId('judgement-status')).toHaveText(Array(3).fill(/^Judged by the model: chosen \d, rejected \d$/));
+  await expect(page.getByTestId('judgement-status')).toHaveText(Array(3).fill(/^Judged by the model \(constrained JSON\): chosen \d, rejected \d$/));
 
   const trl = await downloadFormat(page, 'TRL DPO');
   expect(trl.lines).toHaveLength(3);

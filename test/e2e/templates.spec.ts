@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { expect, test, type Page } from '@playwright/test';
+import { withPreQuery } from '../../src/core/custom-template';
+import { parseRecipe, recipeHash } from '../../src/core/recipe';
 import { downloadFormat, fillSettings, modelSelect, startButton } from './helpers';
 
 const LLAMA31 = 'scripted:Llama-3.1-8B-Instruct-q4f32_1-MLC';
@@ -140,4 +143,53 @@ test('the first-token ban runs end to end and is recorded', async ({ page }) => 
   expect(line?.magpie_web.template).toBe('llama-3.1');
   expect(line?.magpie_web.quirks?.first_token_ban).toEqual({ token_ids: [2, 567, 14711, 827], strings: ['#', '##', '###', '####'] });
   expect(line?.magpie_web.instruction.prompt).toContain('Cutting Knowledge Date');
+});
+
+test('a custom model\'s recipe carries its template: "Start identical run" rebuilds it after the model was edited', async ({ page }) => {
+  // The scripted 1B model added as a custom model (stored the way the "Add a model" form saves it), with its own
+  // pre-query: a system block about birds on the Llama-3 format.
+  const modelId = 'scripted:Llama-3.2-1B-Instruct-q4f32_1-MLC';
+  const birds = '<|start_header_id|>system<|end_header_id|>\n\nAsk about birds.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n';
+  const saved = (preQuery: string) =>
+    JSON.stringify([{ modelId, kind: 'prebuilt', modelUrl: 'https://example.org/m', modelLibUrl: '', template: withPreQuery({ baseTemplateId: 'llama-3' }, preQuery), addedAt: 1 }]);
+  await page.addInitScript((text) => {
+    if (localStorage.getItem('magpie-web:custom-models') === null) localStorage.setItem('magpie-web:custom-models', text);
+  }, saved(birds));
+  await page.goto('/');
+  await expect(modelSelect(page).locator(`option[value="${modelId}"]`)).toBeAttached();
+  await modelSelect(page).selectOption(modelId);
+  await page.getByRole('button', { name: 'Load model' }).click();
+  await expect(page.getByTestId('loaded-model')).toContainText(modelId);
+  await fillSettings(page, { count: '2', seed: '31' });
+  await startButton(page).click();
+  await expect(page.getByTestId('accepted')).toHaveText('2 / 2', { timeout: 30_000 });
+  const first = (await downloadFormat(page, 'Full metadata')).lines as MagpieLine[];
+  expect(first.map((l) => l.gen_input_configs.pre_query_template)).toEqual([birds, birds]);
+  expect(first.every((l) => l.magpie_web.template === 'llama-3+custom-pre-query')).toBe(true);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download recipe' }).click()]);
+  const recipeText = await readFile(await download.path(), 'utf8');
+  const parsed = parseRecipe(recipeText);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  expect(parsed.recipe.version).toBe(2);
+  expect(parsed.recipe.template.custom?.preQuery).toBe(birds);
+
+  // The saved model changes its pre-query; the recipe still makes the birds prompts, byte for byte.
+  await page.evaluate((text) => localStorage.setItem('magpie-web:custom-models', text), saved(birds.replace('birds', 'fish')));
+  await page.reload();
+  await modelSelect(page).selectOption(modelId);
+  await page.getByRole('button', { name: 'Load model' }).click();
+  await expect(page.getByTestId('loaded-model')).toContainText(modelId);
+  await page.getByLabel('Import recipe').setInputFiles({ name: 'recipe.json', mimeType: 'application/json', buffer: Buffer.from(recipeText) });
+  await expect(page.getByTestId('recipe-hash')).toContainText(recipeHash(parsed.recipe).slice(0, 12));
+  await page.getByRole('button', { name: 'Start identical run' }).click();
+  await expect(page.getByTestId('accepted')).toHaveText('2 / 2', { timeout: 30_000 });
+  await expect(page.getByTestId('run-status')).toHaveText('done');
+  const again = (await downloadFormat(page, 'Full metadata')).lines as Array<MagpieLine & { instruction: string; magpie_web: { run_id: string; recipe_hash?: string } }>;
+  const firstFull = first as Array<MagpieLine & { instruction: string; magpie_web: { run_id: string; recipe_hash?: string } }>;
+  expect(again[0]?.magpie_web.run_id).not.toBe(firstFull[0]?.magpie_web.run_id);
+  expect(again.map((l) => l.gen_input_configs.pre_query_template)).toEqual([birds, birds]);
+  expect(again.map((l) => l.magpie_web.instruction.prompt)).toEqual(first.map((l) => l.magpie_web.instruction.prompt));
+  expect(again.map((l) => l.instruction)).toEqual(firstFull.map((l) => l.instruction));
+  expect(again.map((l) => l.magpie_web.recipe_hash)).toEqual(firstFull.map((l) => l.magpie_web.recipe_hash));
 });

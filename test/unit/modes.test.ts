@@ -172,7 +172,7 @@ describe('recipe', () => {
       );
     }
     expect(parseRecipe('{not json').ok).toBe(false);
-    const wrongVersion = parseRecipe({ ...recipe, version: 2 });
+    const wrongVersion = parseRecipe({ ...recipe, version: 3 });
     expect(!wrongVersion.ok && wrongVersion.errors[0]?.path).toBe('version');
   });
 
