@@ -400,35 +400,10 @@ export class OpenAICompatibleEngine implements TextEngine {
     const what = 'GET /v1/models';
     const call = new TimedCall(this.timeoutMs, signal);
     try {
-      let response: Response;
-      try {
-        response = await this.fetchImpl(this.endpoint('models'), {
-          method: 'GET',
-          headers: this.headers(false),
-          signal: call.signal,
-        });
-      } catch (err) {
-        return { ok: false, failure: this.callFailure(call, err, what) };
-      }
-      let text: string;
-      try {
-        call.touch();
-        text = await response.text();
-      } catch (err) {
-        return { ok: false, failure: this.callFailure(call, err, what) };
-      }
-      if (!response.ok) {
-        return { ok: false, failure: this.httpFailure(response.status, text, response.headers.get('retry-after'), what) };
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        return {
-          ok: false,
-          failure: { error: this.error('server-error', `${what}: the answer is not JSON.`), retryable: false, emitted: false },
-        };
-      }
+      const answer = await this.fetchJson(call, this.endpoint('models'), { method: 'GET' }, what, false);
+      if (answer.ok === 'aborted') return { ok: false, failure: this.callFailure(call, new Error('stopped'), what) };
+      if (!answer.ok) return answer;
+      const parsed = answer.parsed;
       const data = isRecord(parsed) ? parsed.data : undefined;
       if (!Array.isArray(data)) {
         return {
@@ -444,6 +419,51 @@ export class OpenAICompatibleEngine implements TextEngine {
       return { ok: true, ids };
     } finally {
       call.dispose();
+    }
+  }
+
+  /**
+   * One non-streamed request whose answer is JSON: the transport, HTTP-status and JSON-parse failures of listModels
+   * and the chat call, in one place. 'aborted' means the caller stopped it.
+   */
+  private async fetchJson(
+    call: TimedCall,
+    url: string,
+    init: { method: 'GET' | 'POST'; body?: string },
+    what: string,
+    badJsonRetryable: boolean,
+  ): Promise<{ ok: true; parsed: unknown } | { ok: false; failure: AttemptFailure } | { ok: 'aborted' }> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, {
+        method: init.method,
+        headers: this.headers(init.method === 'POST'),
+        ...(init.body === undefined ? {} : { body: init.body }),
+        signal: call.signal,
+      });
+    } catch (err) {
+      if (call.userAborted) return { ok: 'aborted' };
+      return { ok: false, failure: this.callFailure(call, err, what) };
+    }
+    let text: string;
+    try {
+      call.touch();
+      text = await response.text();
+    } catch (err) {
+      if (call.userAborted) return { ok: 'aborted' };
+      if (!response.ok) return { ok: false, failure: this.httpFailure(response.status, '', response.headers.get('retry-after'), what) };
+      return { ok: false, failure: this.callFailure(call, err, what) };
+    }
+    if (!response.ok) {
+      return { ok: false, failure: this.httpFailure(response.status, text, response.headers.get('retry-after'), what) };
+    }
+    try {
+      return { ok: true, parsed: JSON.parse(text) as unknown };
+    } catch {
+      return {
+        ok: false,
+        failure: { error: this.error('server-error', `${what}: the answer is not JSON.`), retryable: badJsonRetryable, emitted: false },
+      };
     }
   }
 
@@ -612,39 +632,10 @@ export class OpenAICompatibleEngine implements TextEngine {
     const call = new TimedCall(this.timeoutMs, signal);
     const started = now();
     try {
-      let response: Response;
-      try {
-        response = await this.fetchImpl(this.endpoint('chat/completions'), {
-          method: 'POST',
-          headers: this.headers(true),
-          body,
-          signal: call.signal,
-        });
-      } catch (err) {
-        if (call.userAborted) return { ok: true, result: abortResult('', 0) };
-        return { ok: false, failure: this.callFailure(call, err, what) };
-      }
-      let text: string;
-      try {
-        call.touch();
-        text = await response.text();
-      } catch (err) {
-        if (call.userAborted) return { ok: true, result: abortResult('', 0) };
-        if (!response.ok) return { ok: false, failure: this.httpFailure(response.status, '', response.headers.get('retry-after'), what) };
-        return { ok: false, failure: this.callFailure(call, err, what) };
-      }
-      if (!response.ok) {
-        return { ok: false, failure: this.httpFailure(response.status, text, response.headers.get('retry-after'), what) };
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        return {
-          ok: false,
-          failure: { error: this.error('server-error', `${what}: the answer is not JSON.`), retryable: true, emitted: false },
-        };
-      }
+      const answer = await this.fetchJson(call, this.endpoint('chat/completions'), { method: 'POST', body }, what, true);
+      if (answer.ok === 'aborted') return { ok: true, result: abortResult('', 0) };
+      if (!answer.ok) return answer;
+      const parsed = answer.parsed;
       const choices = isRecord(parsed) ? parsed.choices : undefined;
       const choice: unknown = Array.isArray(choices) ? choices[0] : undefined;
       const message = isRecord(choice) ? choice.message : undefined;
