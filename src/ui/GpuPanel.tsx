@@ -25,7 +25,7 @@ export function GpuPanel({ gpu }: { gpu: GpuCapabilities | null }) {
         <>
           <dl class="facts">
             <dt>WebGPU</dt>
-            <dd data-testid="webgpu-status">{gpu.webgpu ? 'available' : 'not available'}</dd>
+            <dd data-testid="webgpu-status">{gpu.webgpu ? (gpu.adapter ? 'available' : 'available, but no GPU adapter') : 'not available'}</dd>
             {gpu.adapter ? (
               <>
                 <dt>Adapter</dt>

@@ -71,6 +71,8 @@ export function ModelPicker({ session, state }: { session: MagpieSession; state:
   const loadedId = load.status === 'ready' ? load.model.modelId : null;
   const lostDevice = load.status === 'error' && ['device-lost', 'engine-unresponsive', 'out-of-memory', 'model-not-loaded'].includes(load.error.kind);
   const shaderF16 = state.gpu?.adapter?.shaderF16;
+  // Without an adapter no WebGPU model can load (scripted test models need none).
+  const needsGpu = state.gpu !== null && !state.gpu.adapter && !selectedModelId.startsWith('scripted:');
   const customIds = new Set(customModels.map((m) => m.modelId));
   // A prebuilt model added as a custom model is listed once, under "Custom".
   const groups = groupModels(models.filter((m) => !customIds.has(m.id)));
@@ -148,8 +150,19 @@ export function ModelPicker({ session, state }: { session: MagpieSession; state:
         </p>
       ) : null}
       <p class="hint">{PAPER_MODEL_NOTE}</p>
+      {needsGpu ? (
+        <p class="hint" id="load-needs-gpu" data-testid="load-needs-gpu">
+          Loading a model here needs a WebGPU adapter (see “Your GPU”). You can still generate with an
+          OpenAI-compatible server: pick it under Engine.
+        </p>
+      ) : null}
       <div class="actions">
-        <button type="button" onClick={() => void session.loadModel()} disabled={busy || !selectedModelId || loadedId === selectedModelId}>
+        <button
+          type="button"
+          onClick={() => void session.loadModel()}
+          disabled={busy || !selectedModelId || loadedId === selectedModelId || needsGpu}
+          aria-describedby={needsGpu ? 'load-needs-gpu' : undefined}
+        >
           {loadedId === selectedModelId ? 'Loaded' : 'Load model'}
         </button>
         {loadedId ? (
