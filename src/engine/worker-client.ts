@@ -129,39 +129,31 @@ export class EngineClient implements TextEngine {
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<CompletionResult> {
     validateCompletionRequest(request);
-    const { signal, onDelta } = options;
-    if (signal?.aborted) return { ...ABORTED_RESULT, usage: { ...ABORTED_RESULT.usage } };
-    const connection = this.connect();
-    const onAbort = (): void => {
-      // Messages keep their order, so the worker sees this after the complete() it interrupts.
-      connection.api.interrupt().catch(() => undefined);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const result = await this.track(connection, connection.api.complete(request, onDelta ? proxy(onDelta) : undefined));
-      // Same contract as the in-worker adapter: an aborted call reports 'abort' even if the engine just finished.
-      return signal?.aborted ? { ...result, finishReason: 'abort' } : result;
-    } catch (err) {
-      const e = err instanceof EngineError ? err : engineErrorFrom(err);
-      if (e.kind === 'device-lost' || e.kind === 'model-not-loaded') this.loaded = undefined;
-      throw e;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    const { onDelta } = options;
+    return this.interruptible(options.signal, (api) => api.complete(request, onDelta ? proxy(onDelta) : undefined));
   }
 
   /** Grammar-constrained JSON from the worker's model (see TextEngine.completeJson); same abort contract as complete(). */
   async completeJson(request: JsonRequest, options: CompleteJsonOptions = {}): Promise<CompletionResult> {
     validateJsonRequest(request);
-    const { signal } = options;
+    return this.interruptible(options.signal, (api) => api.completeJson(request));
+  }
+
+  /** A generation call that an AbortSignal interrupts in the worker; engine losses forget the loaded model. */
+  private async interruptible(
+    signal: AbortSignal | undefined,
+    start: (api: Connection['api']) => Promise<CompletionResult>,
+  ): Promise<CompletionResult> {
     if (signal?.aborted) return { ...ABORTED_RESULT, usage: { ...ABORTED_RESULT.usage } };
     const connection = this.connect();
     const onAbort = (): void => {
+      // Messages keep their order, so the worker sees this after the call it interrupts.
       connection.api.interrupt().catch(() => undefined);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const result = await this.track(connection, connection.api.completeJson(request));
+      const result = await this.track(connection, start(connection.api));
+      // Same contract as the in-worker adapter: an aborted call reports 'abort' even if the engine just finished.
       return signal?.aborted ? { ...result, finishReason: 'abort' } : result;
     } catch (err) {
       const e = err instanceof EngineError ? err : engineErrorFrom(err);

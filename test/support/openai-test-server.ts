@@ -401,23 +401,43 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
   const authorized = (req: IncomingMessage): boolean =>
     options.apiKey === undefined || req.headers.authorization === `Bearer ${options.apiKey}`;
 
-  async function completions(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  /**
+   * What every POST goes through first: headers recorded, body read, auth checked, and the next planned fault taken;
+   * the faults that answer before any generation (slow start, status, 429) are served here. undefined: answered.
+   */
+  async function admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<{ raw: string; fault: Fault | undefined } | undefined> {
     stats.headers.push(req.headers);
     const raw = await readBody(req);
-    if (!authorized(req)) return json(res, 401, { error: 'Unauthorized' });
+    if (!authorized(req)) {
+      json(res, 401, { error: 'Unauthorized' });
+      return undefined;
+    }
     const fault = faults.shift();
     if (fault?.kind === 'slow-start') {
       await sleep(fault.delayMs, signal);
-      if (signal.aborted) return;
+      if (signal.aborted) return undefined;
     }
     if (fault?.kind === 'status') {
       const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
-      return vllmError(res, fault.status, 'InternalServerError', fault.message ?? 'injected failure', headers);
+      vllmError(res, fault.status, 'InternalServerError', fault.message ?? 'injected failure', headers);
+      return undefined;
     }
     if (fault?.kind === 'rate-limit') {
       const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
-      return vllmError(res, 429, 'RateLimitError', 'Too many requests', headers);
+      vllmError(res, 429, 'RateLimitError', 'Too many requests', headers);
+      return undefined;
     }
+    return { raw, fault };
+  }
+
+  async function completions(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const start = await admit(req, res, signal);
+    if (!start) return;
+    const { raw, fault } = start;
 
     let body: unknown;
     try {
@@ -525,22 +545,9 @@ export async function start(options: TestServerOptions = {}): Promise<TestServer
 
   /** Non-streamed chat completions; with response_format json_schema the answer is JSON valid for the schema. */
   async function chatCompletions(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    stats.headers.push(req.headers);
-    const raw = await readBody(req);
-    if (!authorized(req)) return json(res, 401, { error: 'Unauthorized' });
-    const fault = faults.shift();
-    if (fault?.kind === 'slow-start') {
-      await sleep(fault.delayMs, signal);
-      if (signal.aborted) return;
-    }
-    if (fault?.kind === 'status') {
-      const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
-      return vllmError(res, fault.status, 'InternalServerError', fault.message ?? 'injected failure', headers);
-    }
-    if (fault?.kind === 'rate-limit') {
-      const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'Retry-After': fault.retryAfter } : {};
-      return vllmError(res, 429, 'RateLimitError', 'Too many requests', headers);
-    }
+    const start = await admit(req, res, signal);
+    if (!start) return;
+    const { raw, fault } = start;
     if (fault?.kind === 'reset') {
       res.socket?.destroy();
       return;
