@@ -1,12 +1,17 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { MagpieSession, SessionState } from '../app/session';
-import { ServerEngineController, type ServerEngineState } from '../app/server-engine';
+import { ServerEngineController, type EngineKind, type ServerEngineState } from '../app/server-engine';
 import { listTemplates, templateIdForModel } from '../core/templates/registry';
 import { ErrorAdvice } from './GpuPanel';
 import './engine-panel.css';
 
 const TEMPLATES = listTemplates();
+
+const ENGINE_KINDS: ReadonlyArray<{ kind: EngineKind; label: string }> = [
+  { kind: 'webgpu', label: 'This browser (WebGPU)' },
+  { kind: 'server', label: 'OpenAI-compatible server' },
+];
 
 function templateLabel(id: string | undefined): string {
   return TEMPLATES.find((t) => t.id === id)?.label ?? id ?? 'unknown';
@@ -199,28 +204,19 @@ export function EnginePanel({ session, state, children }: { session: MagpieSessi
       <section class="panel" aria-labelledby="engine-heading">
         <h2 id="engine-heading">Engine</h2>
         <div role="radiogroup" aria-labelledby="engine-heading" class="engine-choice">
-          <label class="check">
-            <input
-              type="radio"
-              name="engine-kind"
-              value="webgpu"
-              checked={s.kind === 'webgpu'}
-              disabled={locked}
-              onChange={() => controller.setKind('webgpu')}
-            />{' '}
-            This browser (WebGPU)
-          </label>
-          <label class="check">
-            <input
-              type="radio"
-              name="engine-kind"
-              value="server"
-              checked={s.kind === 'server'}
-              disabled={locked}
-              onChange={() => controller.setKind('server')}
-            />{' '}
-            OpenAI-compatible server
-          </label>
+          {ENGINE_KINDS.map(({ kind, label }) => (
+            <label class="check" key={kind}>
+              <input
+                type="radio"
+                name="engine-kind"
+                value={kind}
+                checked={s.kind === kind}
+                disabled={locked}
+                onChange={() => controller.setKind(kind)}
+              />{' '}
+              {label}
+            </label>
+          ))}
         </div>
         {s.kind === 'server' ? (
           <>

@@ -1,24 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CompletionRequest } from '../../src/core/engine';
 import { EngineError } from '../../src/core/errors';
 import { detectGpu } from '../../src/engine/capabilities';
-import { EngineClient } from '../../src/engine/worker-client';
+import { engineClients, PROBE, SCRIPTED_MODEL } from './support/engine-clients';
 import type { LoadProgress } from '../../src/engine/worker-api';
 
 const USER = '<|start_header_id|>user<|end_header_id|>\n\n';
 const ASSISTANT = '<|start_header_id|>assistant<|end_header_id|>\n\n';
-const MODEL = 'scripted:Llama-3.2-1B-Instruct-q4f32_1-MLC';
-const PROBE = '<|eot_id|>';
+const MODEL = SCRIPTED_MODEL;
 
-const clients: EngineClient[] = [];
-function client(): EngineClient {
-  const c = new EngineClient();
-  clients.push(c);
-  return c;
-}
-afterEach(() => {
-  for (const c of clients.splice(0)) c.terminate();
-});
+const client = engineClients();
 
 const instruction = (over: Partial<CompletionRequest> = {}): CompletionRequest => ({
   prompt: `<|begin_of_text|>${USER}`,

@@ -2,24 +2,15 @@
  * Constrained JSON across the real engine worker (comlink, scripted model): the judge's chat request reaches the
  * worker's engine and its JSON answer comes back; an interrupt stops it; before a load it fails like complete().
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { JsonRequest } from '../../src/core/engine';
 import { EngineError } from '../../src/core/errors';
 import { judgeChatMessages, judgeSchema, parseConstrainedJudgement } from '../../src/core/modes/judge';
-import { EngineClient } from '../../src/engine/worker-client';
+import { engineClients, PROBE, SCRIPTED_MODEL } from './support/engine-clients';
 
-const MODEL = 'scripted:Llama-3.2-1B-Instruct-q4f32_1-MLC';
-const PROBE = '<|eot_id|>';
+const MODEL = SCRIPTED_MODEL;
 
-const clients: EngineClient[] = [];
-function client(): EngineClient {
-  const c = new EngineClient();
-  clients.push(c);
-  return c;
-}
-afterEach(() => {
-  for (const c of clients.splice(0)) c.terminate();
-});
+const client = engineClients();
 
 const request = (candidates: string[], over: Partial<JsonRequest> = {}): JsonRequest => ({
   messages: judgeChatMessages('Why is the sky blue?', candidates),
